@@ -1,0 +1,62 @@
+"""What a case's owner may read about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from cases.models import Case
+from hashbank.selectors import holder_hashes
+
+
+@dataclass(frozen=True)
+class CaseHashStatus:
+    algorithm: str
+    value: str
+    quality: int | None
+    status: str
+    partners_received: int | None
+    partners_blocked: int | None
+
+
+@dataclass(frozen=True)
+class CaseStatus:
+    list: str
+    state: str
+    created_at: datetime
+    withdrawn_at: datetime | None
+    hashes: list[CaseHashStatus]
+
+
+def case_hash_state(*, case: Case, disabled: bool, under_review: bool) -> str:
+    if case.state == Case.State.WITHDRAWN:
+        return "withdrawn"
+    if disabled:
+        return "disabled"
+    if under_review:
+        return "under_review"
+    return "active"
+
+
+def case_status(*, case: Case) -> CaseStatus:
+    hashes = [
+        CaseHashStatus(
+            algorithm=hold.hash.algorithm,
+            value=hold.hash.value,
+            quality=hold.hash.quality,
+            status=case_hash_state(
+                case=case, disabled=hold.hash.disabled, under_review=hold.hash.under_review
+            ),
+            # Filled in by partner feedback (counts only, never which partners).
+            partners_received=None,
+            partners_blocked=None,
+        )
+        for hold in holder_hashes(holder=case.holder)
+    ]
+    return CaseStatus(
+        list=case.hash_list.slug,
+        state=case.state,
+        created_at=case.created_at,
+        withdrawn_at=case.withdrawn_at,
+        hashes=hashes,
+    )

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from hashbank.algorithms import HashValueError, check_quality, normalise_value
+from hashbank.fields import (
+    ClosedSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictEmailField,
+    StrictIntegerField,
+)
+from hashbank.services import HashInput
+
+MAX_HASHES_PER_CASE = 20
+
+
+class EligibilitySerializer(ClosedSerializer):
+    in_image = StrictBooleanField(help_text="You are the person in the image.")
+    under_18_at_capture = StrictBooleanField(help_text="You were under 18 in the image.")
+    has_media = StrictBooleanField(help_text="You have the file on this device.")
+    intimate = StrictBooleanField(help_text="The image is nude, partly nude or sexual.")
+
+
+class HashInputSerializer(ClosedSerializer):
+    algorithm = StrictCharField(max_length=16, help_text="`pdq` (images) or `md5` (videos).")
+    value = StrictCharField(max_length=512, trim_whitespace=False, help_text="Lower-case hex.")
+    quality = StrictIntegerField(
+        required=False, allow_null=True, help_text="PDQ quality, 50-100. Absent for md5."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> HashInput:
+        try:
+            value = normalise_value(attrs["algorithm"], attrs["value"])
+            quality = check_quality(attrs["algorithm"], attrs.get("quality"))
+        except HashValueError as exc:
+            raise serializers.ValidationError(
+                {exc.field: [serializers.ErrorDetail(exc.message, code=exc.code)]}
+            ) from None
+        return HashInput(algorithm=attrs["algorithm"], value=value, quality=quality)
+
+
+class HashListField(serializers.ListSerializer):
+    def validate(self, attrs: list[HashInput]) -> list[HashInput]:
+        seen: set[tuple[str, str]] = set()
+        for position, item in enumerate(attrs):
+            key = (item.algorithm, item.value)
+            if key in seen:
+                raise serializers.ValidationError(
+                    {
+                        position: {
+                            "value": [
+                                serializers.ErrorDetail(
+                                    _("This hash appears twice in the case."), code="duplicate_hash"
+                                )
+                            ]
+                        }
+                    }
+                )
+            seen.add(key)
+        return attrs
+
+
+class CaseCreateInputSerializer(ClosedSerializer):
+    eligibility = EligibilitySerializer()
+    hashes = HashListField(
+        child=HashInputSerializer(),
+        min_length=1,
+        max_length=MAX_HASHES_PER_CASE,
+        error_messages={
+            "min_length": _("A case needs at least one hash."),
+            "max_length": _("A case holds at most 20 hashes; make a second case for the rest."),
+            "not_a_list": _("Must be a list of hashes."),
+            "empty": _("A case needs at least one hash."),
+        },
+        allow_empty=False,
+    )
+    pin = StrictCharField(
+        required=False,
+        min_length=6,
+        max_length=128,
+        trim_whitespace=False,
+        help_text="Optional PIN of your choice, at least 6 characters; one is generated otherwise.",
+    )
+    email = StrictEmailField(
+        required=False,
+        max_length=254,
+        help_text="Optional: the case number is emailed here once. The address is never stored.",
+    )
+
+
+class CaseCredentialsSerializer(ClosedSerializer):
+    case_number = StrictCharField(max_length=64, trim_whitespace=False)
+    pin = StrictCharField(max_length=128, trim_whitespace=False)
+
+
+class CaseHashSerializer(serializers.Serializer):
+    algorithm = serializers.CharField()
+    value = serializers.CharField()
+    quality = serializers.IntegerField(allow_null=True)
+    status = serializers.ChoiceField(choices=["active", "withdrawn", "under_review", "disabled"])
+
+
+class CaseCreatedSerializer(serializers.Serializer):
+    case_number = serializers.CharField(help_text="Shown once. It cannot be recovered.")
+    pin = serializers.CharField(help_text="Shown once. It cannot be recovered.")
+    list = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    hashes = CaseHashSerializer(many=True)
+    message = serializers.CharField()
+
+
+class CaseHashStatusSerializer(CaseHashSerializer):
+    partners_received = serializers.IntegerField(
+        allow_null=True, help_text="How many partner platforms received this hash."
+    )
+    partners_blocked = serializers.IntegerField(
+        allow_null=True, help_text="How many partner platforms confirmed a removal."
+    )
+
+
+class CaseStatusSerializer(serializers.Serializer):
+    list = serializers.CharField()
+    state = serializers.ChoiceField(choices=["active", "withdrawn"])
+    created_at = serializers.DateTimeField()
+    withdrawn_at = serializers.DateTimeField(allow_null=True)
+    hashes = CaseHashStatusSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True)

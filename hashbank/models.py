@@ -1,0 +1,83 @@
+"""Lists, hashes and the holds that keep a hash published."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class HashList(models.Model):
+    """A list partners subscribe to: `adult` and `minor` exist from the first migration."""
+
+    slug = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    requires_explicit_grant = models.BooleanField(
+        default=False,
+        help_text="Partners see this list only through a separate, explicit grant (minor list).",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Hash(models.Model):
+    """One hash value in one list, whatever number of cases hold it.
+
+    ``published`` is derived state: only ``hashbank.services.hash_refresh_published``
+    writes it, from the hash's holds and reviewer decisions.
+    """
+
+    hash_list = models.ForeignKey(HashList, on_delete=models.PROTECT, related_name="hashes")
+    algorithm = models.CharField(max_length=16)
+    value = models.CharField(max_length=512)
+    quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now, editable=False)
+    published = models.BooleanField(default=False)
+    disabled = models.BooleanField(
+        default=False, help_text="Set by reviewers' decisions; a disabled hash is never published."
+    )
+    under_review = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hash_list", "algorithm", "value"], name="hash_unique_per_list"
+            ),
+        ]
+        indexes = [models.Index(fields=["hash_list", "published"])]
+        verbose_name_plural = "hashes"
+
+    def __str__(self) -> str:
+        return f"{self.hash_list_id}:{self.algorithm}:{self.value[:12]}…"
+
+
+class Hold(models.Model):
+    """A reason for a hash to be published: an active case, or a federated import.
+
+    ``holder`` names the owner as ``"<kind>:<id>"`` (``case:42``, ``peer:3``) so the
+    bank does not depend on the apps that hold hashes.
+    """
+
+    hash = models.ForeignKey(Hash, on_delete=models.PROTECT, related_name="holds")
+    holder = models.CharField(max_length=64)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hash", "holder"], name="hold_unique_per_holder"),
+        ]
+        indexes = [
+            models.Index(fields=["holder"]),
+            models.Index(fields=["hash", "active"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.holder} → {self.hash_id}"

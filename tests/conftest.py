@@ -1,0 +1,66 @@
+"""Shared fixtures: an API client and small factories for cases."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from cases.services import CaseCreated, Eligibility, case_create
+from hashbank.services import HashInput
+
+ADULT = {"in_image": True, "under_18_at_capture": False, "has_media": True, "intimate": True}
+MINOR = {**ADULT, "under_18_at_capture": True}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    # Rate-limit counters live in the cache; each test starts with none.
+    cache.clear()
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+def pdq(seed: str, quality: int = 90) -> dict[str, Any]:
+    return {
+        "algorithm": "pdq",
+        "value": hashlib.sha256(seed.encode()).hexdigest(),
+        "quality": quality,
+    }
+
+
+def md5(seed: str) -> dict[str, Any]:
+    return {"algorithm": "md5", "value": hashlib.md5(seed.encode()).hexdigest()}
+
+
+def case_body(*hashes: dict[str, Any], minor: bool = False, **extra: Any) -> dict[str, Any]:
+    return {
+        "eligibility": dict(MINOR if minor else ADULT),
+        "hashes": list(hashes) or [pdq("default")],
+        **extra,
+    }
+
+
+def as_inputs(*hashes: dict[str, Any]) -> list[HashInput]:
+    return [HashInput(h["algorithm"], h["value"], h.get("quality")) for h in hashes]
+
+
+@pytest.fixture
+def make_case(db: None) -> Callable[..., CaseCreated]:
+    """Create a case through the service, as the API would."""
+
+    def make(*hashes: dict[str, Any], minor: bool = False, pin: str | None = None) -> CaseCreated:
+        return case_create(
+            eligibility=Eligibility(**(MINOR if minor else ADULT)),
+            hashes=as_inputs(*(hashes or (pdq("default"),))),
+            pin=pin,
+        )
+
+    return make

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cases.models import Case
+from hashbank.models import Hash
 from hashbank.selectors import holder_hashes
 
 
@@ -38,25 +39,26 @@ def case_hash_state(*, case: Case, disabled: bool, under_review: bool) -> str:
     return "active"
 
 
-def case_status(*, case: Case) -> CaseStatus:
-    hashes = [
+def case_status(*, case: Case, hashes: list[Hash] | None = None) -> CaseStatus:
+    """The case as its owner sees it. ``hashes``, when the caller has them, saves a query."""
+    if hashes is None:
+        hashes = [hold.hash for hold in holder_hashes(holder=case.holder)]
+    statuses = [
         CaseHashStatus(
-            algorithm=hold.hash.algorithm,
-            value=hold.hash.value,
-            quality=hold.hash.quality,
-            status=case_hash_state(
-                case=case, disabled=hold.hash.disabled, under_review=hold.hash.under_review
-            ),
+            algorithm=h.algorithm,
+            value=h.value,
+            quality=h.quality,
+            status=case_hash_state(case=case, disabled=h.disabled, under_review=h.under_review),
             # Filled in by partner feedback (counts only, never which partners).
             partners_received=None,
             partners_blocked=None,
         )
-        for hold in holder_hashes(holder=case.holder)
+        for h in hashes
     ]
     return CaseStatus(
         list=case.hash_list.slug,
         state=case.state,
         created_at=case.created_at,
         withdrawn_at=case.withdrawn_at,
-        hashes=hashes,
+        hashes=statuses,
     )

@@ -50,7 +50,7 @@ def normalise_value(algorithm: str, value: str) -> str:
             % {"names": ", ".join(sorted(ALGORITHMS))},
             "algorithm",
         )
-    lowered = value.strip().lower()
+    lowered = value.lower()
     if len(lowered) != algo.hex_length or not _HEX.fullmatch(lowered):
         raise HashValueError(
             "invalid_hash_value",

@@ -125,7 +125,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, exceptions.ValidationError):
         field, code, message = _first_validation_error(exc.detail)
         return Response(error_body(code, message, field), status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, exceptions.ParseError):
+    # json raises RecursionError, not ValueError, on a body nested too deeply.
+    if isinstance(exc, exceptions.ParseError | RecursionError):
         return Response(
             error_body("malformed_json", _("The request body is not valid JSON."), None),
             status=status.HTTP_400_BAD_REQUEST,

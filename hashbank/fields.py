@@ -57,9 +57,11 @@ class ClosedSerializer(serializers.Serializer):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
+                # The name is echoed in `field`: escape lone surrogates, which can't be encoded.
+                name = unknown[0].encode("utf-8", "backslashreplace").decode("utf-8")
                 raise serializers.ValidationError(
                     {
-                        unknown[0]: [
+                        name: [
                             serializers.ErrorDetail(_("Unknown field."), code="unknown_field")
                         ]
                     }

@@ -38,53 +38,39 @@ def hashes_hold(*, hash_list: HashList, hashes: Sequence[HashInput], holder: str
     """Record that ``holder`` keeps these hashes published; returns them in input order.
 
     Runs in the caller's transaction (or its own). Idempotent per (hash, holder).
+    The first quality seen for a hash is kept.
     """
-    with transaction.atomic():
+    unique = list({(h.algorithm, h.value): h for h in hashes}.values())
+    with transaction.atomic(savepoint=False):
         hash_list_lock(hash_list_id=hash_list.pk)
         now = timezone.now()
-        wanted = {(h.algorithm, h.value): h for h in hashes}
-        existing = {
-            (h.algorithm, h.value): h
-            for h in Hash.objects.filter(hash_list=hash_list, value__in=[h.value for h in hashes])
-            if (h.algorithm, h.value) in wanted
-        }
-        missing = [
-            Hash(
-                hash_list=hash_list,
-                algorithm=item.algorithm,
-                value=item.value,
-                quality=item.quality,
-                first_seen=now,
-                changed_at=now,
-            )
-            for key, item in wanted.items()
-            if key not in existing
-        ]
-        if missing:
-            Hash.objects.bulk_create(missing)
-            for created in Hash.objects.filter(
-                hash_list=hash_list, value__in=[h.value for h in missing]
-            ):
-                existing[(created.algorithm, created.value)] = created
-        better_quality = [
-            h
-            for key, h in existing.items()
-            if wanted[key].quality is not None and (h.quality or 0) < wanted[key].quality  # type: ignore[operator]
-        ]
-        for h in better_quality:
-            h.quality = wanted[(h.algorithm, h.value)].quality
-        if better_quality:
-            Hash.objects.bulk_update(better_quality, ["quality"])
-        ordered = [existing[(h.algorithm, h.value)] for h in hashes]
+        # One upsert gives every hash its id, whether it is new or not. The
+        # no-op update is what makes PostgreSQL and SQLite return existing ids.
+        rows = Hash.objects.bulk_create(
+            [
+                Hash(
+                    hash_list=hash_list,
+                    algorithm=item.algorithm,
+                    value=item.value,
+                    quality=item.quality,
+                    first_seen=now,
+                    changed_at=now,
+                )
+                for item in unique
+            ],
+            update_conflicts=True,
+            unique_fields=["hash_list", "algorithm", "value"],
+            update_fields=["algorithm"],
+        )
         Hold.objects.bulk_create(
-            [Hold(hash=h, holder=holder, created_at=now) for h in ordered],
-            ignore_conflicts=True,
+            [Hold(hash_id=row.pk, holder=holder, created_at=now) for row in rows],
+            update_conflicts=True,
+            unique_fields=["hash", "holder"],
+            update_fields=["active", "released_at"],
         )
-        Hold.objects.filter(hash__in=ordered, holder=holder, active=False).update(
-            active=True, released_at=None
-        )
-        hashes_refresh_published(hash_list=hash_list, hash_ids=[h.pk for h in ordered])
-        return ordered
+        loaded, _changed = _refresh_published(hash_list=hash_list, hash_ids=[r.pk for r in rows])
+        by_key = {(h.algorithm, h.value): h for h in loaded}
+        return [by_key[(h.algorithm, h.value)] for h in hashes]
 
 
 def holds_release(*, holder: str) -> list[int]:
@@ -110,20 +96,35 @@ def hashes_refresh_published(*, hash_list: HashList, hash_ids: Iterable[int]) ->
     The caller must hold the list lock (``hash_list_lock``) in the current
     transaction, so that state changes are applied in one order.
     """
+    return _refresh_published(hash_list=hash_list, hash_ids=hash_ids)[1]
+
+
+def _refresh_published(
+    *, hash_list: HashList, hash_ids: Iterable[int]
+) -> tuple[list[Hash], list[Hash]]:
+    """The rule itself: published while held by an active hold and not disabled.
+
+    Returns (every hash loaded, the ones whose state changed).
+    """
     ids = sorted(set(hash_ids))
     held = set(
         Hold.objects.filter(hash_id__in=ids, active=True)
         .values_list("hash_id", flat=True)
         .distinct()
     )
+    loaded = list(Hash.objects.filter(pk__in=ids, hash_list=hash_list).order_by("pk"))
     changed: list[Hash] = []
     now = timezone.now()
-    for h in Hash.objects.filter(pk__in=ids, hash_list=hash_list).order_by("pk"):
+    for h in loaded:
         should_publish = h.pk in held and not h.disabled
         if h.published != should_publish:
             h.published = should_publish
             h.changed_at = now
             changed.append(h)
-    if changed:
-        Hash.objects.bulk_update(changed, ["published", "changed_at"])
-    return changed
+    # Two set-based UPDATEs: Django's bulk_update builds a CASE per row, which
+    # costs more than the rest of a case's creation.
+    for state in (True, False):
+        pks = [h.pk for h in changed if h.published is state]
+        if pks:
+            Hash.objects.filter(pk__in=pks).update(published=state, changed_at=now)
+    return loaded, changed

@@ -64,8 +64,7 @@ def test_hold_and_release_are_idempotent():
     assert not Hash.objects.get().published
 
 
-def test_the_best_pdq_quality_seen_is_kept(make_case):
+def test_the_first_pdq_quality_seen_is_kept(make_case):
     make_case(pdq("q", quality=60))
     make_case(pdq("q", quality=95))
-    make_case(pdq("q", quality=70))
-    assert Hash.objects.get().quality == 95
+    assert Hash.objects.get().quality == 60

@@ -1,0 +1,212 @@
+#!/usr/bin/env python
+"""Benchmark the case API: gunicorn on PostgreSQL, 16 concurrent clients.
+
+Each client creates cases of 20 hashes, then checks the status of each one.
+In the same run the script measures how many bare Argon2id PIN hashes per
+second this machine does, with the server's own parameters and code, on all
+cores, which bounds how fast cases can be created.
+
+    .venv/bin/python scripts/bench_cases.py            # full run
+    .venv/bin/python scripts/bench_cases.py --quick    # smoke run
+
+Needs PostgreSQL (postgres@127.0.0.1:5432, trust) and Redis (127.0.0.1:6379).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.benchlib import fresh_database, free_port, gunicorn, manage, percentile, production_env
+
+TARGET_RATIO = 0.80
+TARGET_P99_MS = 300.0
+
+
+def _argon2_worker(env: dict[str, str], seconds: float, result: multiprocessing.Queue) -> None:
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from cases import pins
+
+    pins.hash_pin("warm-up")
+    count = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        pins.hash_pin(secrets.token_hex(4))
+        count += 1
+    result.put(count)
+
+
+def bare_argon2_rate(env: dict[str, str], seconds: float) -> tuple[float, int]:
+    """Argon2id hashes per second with one process per core, using cases.pins itself."""
+    processes = os.cpu_count() or 1
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    workers = [
+        multiprocessing.Process(target=_argon2_worker, args=(env, seconds, queue))
+        for _ in range(processes)
+    ]
+    for w in workers:
+        w.start()
+    total = sum(queue.get() for _ in workers)
+    for w in workers:
+        w.join()
+    return total / seconds, processes
+
+
+def random_case_body() -> bytes:
+    hashes = []
+    for i in range(20):
+        if i % 4 == 3:
+            hashes.append({"algorithm": "md5", "value": secrets.token_hex(16)})
+        else:
+            hashes.append(
+                {"algorithm": "pdq", "value": secrets.token_hex(32), "quality": 50 + i}
+            )
+    body = {
+        "eligibility": {
+            "in_image": True,
+            "under_18_at_capture": secrets.randbelow(4) == 0,
+            "has_media": True,
+            "intimate": True,
+        },
+        "hashes": hashes,
+    }
+    return json.dumps(body).encode()
+
+
+class Client(threading.Thread):
+    def __init__(self, port: int, cases: int, barrier: threading.Barrier) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.cases = cases
+        self.barrier = barrier
+        self.create_ms: list[float] = []
+        self.status_ms: list[float] = []
+        self.errors: list[str] = []
+        self.credentials: list[tuple[str, str]] = []
+        self.create_window = (0.0, 0.0)
+
+    def _post(self, conn: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, bytes]:
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        bodies = [random_case_body() for _ in range(self.cases)]
+        self.barrier.wait()
+        start = time.perf_counter()
+        for body in bodies:
+            t0 = time.perf_counter()
+            status, data = self._post(conn, "/api/v1/cases", body)
+            self.create_ms.append((time.perf_counter() - t0) * 1000)
+            if status != 201:
+                self.errors.append(f"create {status}: {data[:200]!r}")
+                continue
+            created = json.loads(data)
+            self.credentials.append((created["case_number"], created["pin"]))
+        self.create_window = (start, time.perf_counter())
+        self.barrier.wait()
+        for number, pin in self.credentials:
+            t0 = time.perf_counter()
+            status, data = self._post(
+                conn,
+                "/api/v1/cases/status",
+                json.dumps({"case_number": number, "pin": pin}).encode(),
+            )
+            self.status_ms.append((time.perf_counter() - t0) * 1000)
+            if status != 200 or len(json.loads(data)["hashes"]) != 20:
+                self.errors.append(f"status {status}: {data[:200]!r}")
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--cases-per-client", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--argon2-seconds", type=float, default=10.0)
+    parser.add_argument("--quick", action="store_true", help="small run, to check it works")
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.cases_per_client, args.argon2_seconds = 5, 2.0
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = fresh_database("hashbank_bench_cases")
+        unlimited = "1000000/h"
+        env = production_env(
+            url,
+            Path(tmp),
+            HASHBANK_RATE_CASE_CREATE=unlimited,
+            HASHBANK_RATE_CASE_STATUS=unlimited,
+            HASHBANK_RATE_CASE_WITHDRAW=unlimited,
+        )
+        manage(env, "migrate", "--noinput")
+        argon2_rate, processes = bare_argon2_rate(env, args.argon2_seconds)
+        port = free_port()
+        with gunicorn(env, port=port, workers=args.workers, threads=args.threads):
+            warm = Client(port, 4, threading.Barrier(1))
+            warm.run()
+            barrier = threading.Barrier(args.clients)
+            clients = [Client(port, args.cases_per_client, barrier) for _ in range(args.clients)]
+            for c in clients:
+                c.start()
+            for c in clients:
+                c.join()
+
+    create_ms = [x for c in clients for x in c.create_ms]
+    status_ms = [x for c in clients for x in c.status_ms]
+    errors = [e for c in clients for e in c.errors]
+    start = min(c.create_window[0] for c in clients)
+    end = max(c.create_window[1] for c in clients)
+    created = sum(len(c.credentials) for c in clients)
+    cases_per_s = created / (end - start)
+    results = {
+        "clients": args.clients,
+        "cases_created": created,
+        "hashes_per_case": 20,
+        "gunicorn": f"{args.workers} workers x {args.threads} threads",
+        "argon2_bare_per_s": round(argon2_rate, 1),
+        "argon2_processes": processes,
+        "create_cases_per_s": round(cases_per_s, 1),
+        "create_ratio_to_argon2": round(cases_per_s / argon2_rate, 3),
+        "create_p50_ms": round(percentile(create_ms, 50), 1),
+        "create_p99_ms": round(percentile(create_ms, 99), 1),
+        "status_p50_ms": round(percentile(status_ms, 50), 1),
+        "status_p99_ms": round(percentile(status_ms, 99), 1),
+        "errors": len(errors),
+    }
+    ok = (
+        results["create_ratio_to_argon2"] >= TARGET_RATIO
+        and results["create_p99_ms"] < TARGET_P99_MS
+        and results["status_p99_ms"] < TARGET_P99_MS
+        and not errors
+    )
+    results["targets_met"] = ok
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for key, value in results.items():
+            print(f"{key:>26}: {value}")
+        for e in errors[:5]:
+            print("error:", e)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -72,6 +72,26 @@ if not re.fullmatch(r"[A-Za-z0-9.\-_:/]{1,200}", BANK_ORIGIN) or "://" in BANK_O
         f"BANK_ORIGIN must be a host-like name without scheme, spaces or '+', got {BANK_ORIGIN!r}"
     )
 
+# Ed25519 keys that sign every list's checkpoints (see hashbank/keyring.py for the format).
+# Never stored in the database.
+from hashbank.keyring import KeyringError, new_keyring, parse_keyring  # noqa: E402
+
+HASHBANK_SIGNING_KEYS_TEXT = envsecret("HASHBANK_SIGNING_KEY")
+if not HASHBANK_SIGNING_KEYS_TEXT:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "HASHBANK_SIGNING_KEY (or HASHBANK_SIGNING_KEY_FILE) must be set when DEBUG is off; "
+            "create one with: python manage.py signing_key_generate --file PATH"
+        )
+    HASHBANK_SIGNING_KEY_FILE = str(VAR_DIR / "signing.key")
+    HASHBANK_SIGNING_KEYS_TEXT = _dev_secret("signing.key", new_keyring)
+else:
+    HASHBANK_SIGNING_KEY_FILE = envstr("HASHBANK_SIGNING_KEY_FILE", "")
+try:
+    HASHBANK_SIGNING_KEYS = parse_keyring(HASHBANK_SIGNING_KEYS_TEXT)
+except KeyringError as exc:
+    raise ImproperlyConfigured(f"HASHBANK_SIGNING_KEY: {exc}") from None
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

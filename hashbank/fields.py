@@ -60,10 +60,6 @@ class ClosedSerializer(serializers.Serializer):
                 # The name is echoed in `field`: escape lone surrogates, which can't be encoded.
                 name = unknown[0].encode("utf-8", "backslashreplace").decode("utf-8")
                 raise serializers.ValidationError(
-                    {
-                        name: [
-                            serializers.ErrorDetail(_("Unknown field."), code="unknown_field")
-                        ]
-                    }
+                    {name: [serializers.ErrorDetail(_("Unknown field."), code="unknown_field")]}
                 )
         return super().to_internal_value(data)

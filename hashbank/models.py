@@ -17,6 +17,12 @@ class HashList(models.Model):
         help_text="Partners see this list only through a separate, explicit grant (minor list).",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The log's head, updated under the list's row lock in the same transaction
+    # as every append (hashbank.log): its size, the O(log n) right edge of the
+    # Merkle tree, and the newest entry time. Checkpoints are signed from it.
+    log_size = models.BigIntegerField(default=0, editable=False)
+    tree_edge = models.JSONField(default=dict, editable=False)
+    log_last_timestamp = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["slug"]
@@ -43,6 +49,11 @@ class Hash(models.Model):
     )
     under_review = models.BooleanField(default=False)
     changed_at = models.DateTimeField(default=timezone.now)
+    origin = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="For hashes imported from a peer bank: that peer's log origin (provenance).",
+    )
 
     class Meta:
         constraints = [
@@ -81,3 +92,53 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"{self.holder} → {self.hash_id}"
+
+
+class LogEntry(models.Model):
+    """One entry of a list's append-only log: the exact leaf bytes and their hash.
+
+    Entries are never deleted or changed, except ``redacted``: once a hash is
+    removed, its ``add`` entry is served as its leaf hash only.
+    """
+
+    class Op(models.TextChoices):
+        ADD = "add"
+        REMOVE = "remove"
+
+    hash_list = models.ForeignKey(HashList, on_delete=models.PROTECT, related_name="log")
+    index = models.BigIntegerField()
+    op = models.CharField(max_length=8, choices=Op.choices)
+    hash = models.ForeignKey(Hash, on_delete=models.PROTECT, null=True, related_name="log_entries")
+    leaf = models.BinaryField()
+    leaf_hash = models.BinaryField()
+    timestamp = models.BigIntegerField()
+    removes = models.BigIntegerField(null=True, blank=True)
+    redacted = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hash_list", "index"], name="log_index_unique"),
+        ]
+        indexes = [models.Index(fields=["hash_list", "timestamp"])]
+        verbose_name_plural = "log entries"
+
+    def __str__(self) -> str:
+        return f"{self.hash_list_id}#{self.index} {self.op}"
+
+
+class TreeNode(models.Model):
+    """A perfect-subtree hash at ``level`` >= 1 (level 0 is ``LogEntry.leaf_hash``).
+
+    Node ``(level, idx)`` covers leaves ``[idx * 2**level, (idx + 1) * 2**level)``.
+    They make inclusion and consistency proofs a single indexed lookup.
+    """
+
+    hash_list = models.ForeignKey(HashList, on_delete=models.PROTECT, related_name="+")
+    level = models.PositiveSmallIntegerField()
+    idx = models.BigIntegerField()
+    hash = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hash_list", "level", "idx"], name="tree_node_unique"),
+        ]

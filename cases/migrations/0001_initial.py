@@ -6,29 +6,57 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('hashbank', '0001_initial'),
+        ("hashbank", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Case',
+            name="Case",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number_digest', models.CharField(editable=False, max_length=64, unique=True)),
-                ('pin_hash', models.CharField(editable=False, max_length=255)),
-                ('state', models.CharField(choices=[('active', 'Active'), ('withdrawn', 'Withdrawn')], default='active', max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('withdrawn_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('failed_pin_count', models.PositiveIntegerField(default=0, editable=False)),
-                ('failed_pin_window_start', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('hash_list', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='hashbank.hashlist')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number_digest", models.CharField(editable=False, max_length=64, unique=True)),
+                ("pin_hash", models.CharField(editable=False, max_length=255)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("active", "Active"), ("withdrawn", "Withdrawn")],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("withdrawn_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("failed_pin_count", models.PositiveIntegerField(default=0, editable=False)),
+                (
+                    "failed_pin_window_start",
+                    models.DateTimeField(blank=True, editable=False, null=True),
+                ),
+                (
+                    "hash_list",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="cases",
+                        to="hashbank.hashlist",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['hash_list', 'state'], name='cases_case_hash_li_d4a72c_idx')],
+                "indexes": [
+                    models.Index(
+                        fields=["hash_list", "state"], name="cases_case_hash_li_d4a72c_idx"
+                    )
+                ],
             },
         ),
     ]

@@ -1,0 +1,159 @@
+"""Read-side of the exchange: which lists a partner may read, and the feed itself."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from exchange.models import Partner
+from hashbank import tlog
+from hashbank.errors import InvalidInput, NotFound
+from hashbank.log import current_checkpoint
+from hashbank.models import HashList, LogEntry, TreeNode
+
+MAX_PAGE = 10_000
+
+
+def partner_lists(*, partner: Partner) -> QuerySet[HashList]:
+    """Lists this partner may read: granted, and explicitly so where the list requires it."""
+    return HashList.objects.filter(
+        Q(grants__partner=partner)
+        & (Q(requires_explicit_grant=False) | Q(grants__explicit_confirmation=True))
+    ).distinct()
+
+
+def partner_list_get(*, partner: Partner, slug: str) -> HashList:
+    """The list, or NotFound whether it doesn't exist or isn't granted (indistinguishable)."""
+    hash_list = partner_lists(partner=partner).filter(slug=slug).first()
+    if hash_list is None:
+        raise NotFound("No such list.", field="slug")
+    return hash_list
+
+
+def _b64(data: bytes | memoryview) -> str:
+    return base64.b64encode(bytes(data)).decode("ascii")
+
+
+def entry_json(index: int, leaf: bytes, leaf_hash: bytes, redacted: bool) -> dict[str, Any]:
+    """The wire form of one entry (DESIGN.md section 4): decoded fields plus the exact leaf."""
+    if redacted:
+        return {"index": index, "op": "add", "redacted": True, "leaf_hash": _b64(leaf_hash)}
+    decoded = tlog.decode_leaf(leaf)
+    if decoded.op == "add":
+        body: dict[str, Any] = {
+            "index": index,
+            "op": "add",
+            "algorithm": decoded.algorithm,
+            "value": decoded.value,
+            "quality": decoded.quality,
+            "timestamp": decoded.timestamp,
+            "origin": decoded.origin,
+        }
+    else:
+        body = {
+            "index": index,
+            "op": "remove",
+            "removes": decoded.removes,
+            "reason": decoded.reason,
+            "timestamp": decoded.timestamp,
+        }
+    body["leaf"] = _b64(leaf)
+    return body
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    checkpoint: str
+    size: int
+    entries: list[dict[str, Any]]
+    next: int | None
+
+
+def feed_page(*, hash_list: HashList, start: int, limit: int) -> FeedPage:
+    """Entries [start, start+limit) with the newest checkpoint, which covers all of them.
+
+    The list row is read first: every entry below its size committed with (or
+    before) that checkpoint, so the page and the checkpoint agree.
+    """
+    head = HashList.objects.values("slug", "log_size", "tree_edge").get(pk=hash_list.pk)
+    size = head["log_size"]
+    if start > size:
+        raise InvalidInput(
+            f"start is past the end of the log (size {size}).", field="start", code="out_of_range"
+        )
+    end = min(start + limit, size)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'SELECT "index", leaf, leaf_hash, redacted FROM hashbank_logentry '
+            'WHERE hash_list_id = %s AND "index" >= %s AND "index" < %s ORDER BY "index"',
+            [hash_list.pk, start, end],
+        )
+        entries = [
+            entry_json(index, bytes(leaf), bytes(digest), bool(redacted))
+            for index, leaf, digest, redacted in cursor.fetchall()
+        ]
+    return FeedPage(
+        checkpoint=current_checkpoint(slug=head["slug"], size=size, tree_edge=head["tree_edge"]),
+        size=size,
+        entries=entries,
+        next=end if end < size else None,
+    )
+
+
+def _nodes(hash_list: HashList, ids: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Stored perfect-subtree hashes for these (level, idx) ids: leaves and inner nodes."""
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = [idx for level, idx in ids if level == 0]
+    inner = [(level, idx) for level, idx in ids if level > 0]
+    if leaves:
+        for index, digest in LogEntry.objects.filter(
+            hash_list=hash_list, index__in=leaves
+        ).values_list("index", "leaf_hash"):
+            found[(0, index)] = bytes(digest)
+    if inner:
+        condition = Q()
+        for level, idx in inner:
+            condition |= Q(level=level, idx=idx)
+        for level, idx, digest in TreeNode.objects.filter(
+            condition, hash_list=hash_list
+        ).values_list("level", "idx", "hash"):
+            found[(level, idx)] = bytes(digest)
+    return found
+
+
+def _size_arg(name: str, value: int, size: int) -> int:
+    if value > size:
+        raise InvalidInput(
+            f"{name} is past the end of the log (size {size}).", field=name, code="out_of_range"
+        )
+    return value
+
+
+def consistency_proof(*, hash_list: HashList, old: int, new: int | None) -> dict[str, Any]:
+    size = HashList.objects.values_list("log_size", flat=True).get(pk=hash_list.pk)
+    new = _size_arg("new", size if new is None else new, size)
+    if old > new:
+        raise InvalidInput("old must not be larger than new.", field="old", code="out_of_range")
+    ids = tlog.consistency_proof_nodes(old, new)
+    proof = tlog.consistency_proof(old, new, _nodes(hash_list, ids))
+    return {"old": old, "new": new, "proof": [_b64(p) for p in proof]}
+
+
+def inclusion_proof(*, hash_list: HashList, index: int, size: int | None) -> dict[str, Any]:
+    current = HashList.objects.values_list("log_size", flat=True).get(pk=hash_list.pk)
+    size = _size_arg("size", current if size is None else size, current)
+    if index >= size:
+        raise InvalidInput("index must be below size.", field="index", code="out_of_range")
+    ids = tlog.inclusion_proof_nodes(index, size)
+    nodes = _nodes(hash_list, [*ids, (0, index)])
+    proof = tlog.inclusion_proof(index, size, nodes)
+    return {
+        "index": index,
+        "size": size,
+        "leaf_hash": _b64(nodes[(0, index)]),
+        "proof": [_b64(p) for p in proof],
+    }

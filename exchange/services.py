@@ -1,0 +1,141 @@
+"""Partners, their grants and credentials: the operations operators perform."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from exchange.models import Credential, ListGrant, Partner, PartnerListState
+from hashbank.errors import InvalidInput
+from hashbank.models import HashList
+
+Kind = Credential.Kind
+# What a new partner is given: the native token and the StopNCII-style keys.
+PARTNER_KINDS = (
+    Kind.BEARER,
+    Kind.SUBSCRIPTION_KEY,
+    Kind.FETCH_FUNCTION_KEY,
+    Kind.FEEDBACK_FUNCTION_KEY,
+)
+_PREFIX = {Kind.BEARER: "hbt_", Kind.SUBSCRIPTION_KEY: "", Kind.FETCH_FUNCTION_KEY: "",
+           Kind.FEEDBACK_FUNCTION_KEY: ""}  # fmt: skip
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def credential_digest(secret: str) -> str:
+    # Secrets are 256-bit random strings, so a fast hash is enough to make a
+    # database leak useless; a slow hash would only slow every request.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _new_secret(kind: str) -> str:
+    if kind == Kind.SUBSCRIPTION_KEY:
+        return secrets.token_hex(16)
+    return _PREFIX.get(kind, "") + secrets.token_urlsafe(32)
+
+
+def credential_issue(*, partner: Partner, kind: str) -> str:
+    """Create a credential and return its secret: the only time it is ever visible."""
+    secret = _new_secret(kind)
+    Credential.objects.create(
+        partner=partner, kind=kind, digest=credential_digest(secret), hint=secret[:8]
+    )
+    return secret
+
+
+def credentials_rotate(*, partner: Partner, kinds: Iterable[str]) -> dict[str, str]:
+    """Revoke the partner's current credentials of these kinds and issue new ones."""
+    with transaction.atomic():
+        kinds = list(kinds)
+        credentials_revoke(partner=partner, kinds=kinds)
+        return {kind: credential_issue(partner=partner, kind=kind) for kind in kinds}
+
+
+def credentials_revoke(*, partner: Partner, kinds: Iterable[str]) -> int:
+    return Credential.objects.filter(
+        partner=partner, kind__in=list(kinds), revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+
+
+def partner_grant(
+    *,
+    partner: Partner,
+    hash_list: HashList,
+    explicit: bool = False,
+    granted_by: AbstractBaseUser | None = None,
+) -> ListGrant:
+    grant, _ = ListGrant.objects.update_or_create(
+        partner=partner,
+        hash_list=hash_list,
+        defaults={"explicit_confirmation": explicit, "granted_by": granted_by},
+    )
+    grant.full_clean()
+    return grant
+
+
+def partner_create(
+    *,
+    name: str,
+    lists: Iterable[str],
+    webhook_url: str = "",
+    contact_email: str = "",
+) -> tuple[Partner, dict[str, str]]:
+    """Create a partner with read grants and a full set of credentials.
+
+    Naming a list that needs an explicit grant (``minor``) here is taken as
+    that explicit grant. Returns the partner and its secrets, shown once.
+    """
+    slugs = [s for s in lists if s]
+    hash_lists = {hl.slug: hl for hl in HashList.objects.filter(slug__in=slugs)}
+    unknown = sorted(set(slugs) - set(hash_lists))
+    if unknown:
+        raise InvalidInput(f"unknown list(s): {', '.join(unknown)}", field="lists")
+    if not name.strip():
+        raise InvalidInput("a partner needs a name", field="name")
+    with transaction.atomic():
+        if Partner.objects.filter(name=name).exists():
+            raise InvalidInput(f"a partner named {name!r} exists already", field="name")
+        partner = Partner.objects.create(
+            name=name, webhook_url=webhook_url, contact_email=contact_email
+        )
+        for slug in slugs:
+            partner_grant(partner=partner, hash_list=hash_lists[slug], explicit=True)
+        secrets_ = {kind: credential_issue(partner=partner, kind=kind) for kind in PARTNER_KINDS}
+    return partner, secrets_
+
+
+def partner_authenticate(*, secret: str, kinds: Iterable[str]) -> tuple[Partner, Credential] | None:
+    """The active partner holding this unrevoked credential of one of ``kinds``, if any."""
+    if not secret or len(secret) > 256:
+        return None
+    credential = (
+        Credential.objects.select_related("partner")
+        .filter(digest=credential_digest(secret), kind__in=list(kinds), revoked_at__isnull=True)
+        .first()
+    )
+    if credential is None or not credential.partner.active:
+        return None
+    now = timezone.now()
+    if credential.last_used_at is None or now - credential.last_used_at > LAST_USED_RESOLUTION:
+        Credential.objects.filter(pk=credential.pk).update(last_used_at=now)
+    return credential.partner, credential
+
+
+def partner_record_fetch(*, partner: Partner, hash_list: HashList, position: int) -> None:
+    """Remember how far the partner has fetched (for operators)."""
+    now = timezone.now()
+    updated = PartnerListState.objects.filter(partner=partner, hash_list=hash_list).update(
+        last_fetch_at=now, last_fetch_position=position
+    )
+    if not updated:
+        PartnerListState.objects.get_or_create(
+            partner=partner,
+            hash_list=hash_list,
+            defaults={"last_fetch_at": now, "last_fetch_position": position},
+        )

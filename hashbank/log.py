@@ -1,0 +1,155 @@
+"""Appending to a list's log, and signing its checkpoints.
+
+Only ``hashbank.services`` calls ``log_append``, from inside the transaction that
+changes a hash's published state and while it holds the list's row lock. So:
+entries commit with the change or not at all, indexes are assigned one
+transaction at a time (gap-free, in commit order), and the tree head stored on
+the list row commits with them. Checkpoints are signed from that head when
+served, so the newest checkpoint always covers every committed entry.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+
+from hashbank import tlog
+from hashbank.models import HashList, LogEntry, TreeNode
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    """An entry to append: its leaf bytes and what it refers to."""
+
+    op: str
+    leaf: bytes
+    hash_id: int | None
+    removes: int | None = None
+
+
+def list_origin(slug: str) -> str:
+    return f"{settings.BANK_ORIGIN}/lists/{slug}"
+
+
+@functools.cache
+def _signers(slug: str) -> tuple[tlog.NoteSigner, ...]:
+    name = list_origin(slug)
+    # The active key signs first; retiring keys co-sign during a rotation.
+    ordered = sorted(settings.HASHBANK_SIGNING_KEYS, key=lambda k: k.status != "active")
+    return tuple(k.signer(name) for k in ordered)
+
+
+def list_verifiers(slug: str) -> list[tuple[str, str]]:
+    """(vkey, status) of every configured key for this list."""
+    return [
+        (k.signer(list_origin(slug)).vkey, k.status)
+        for k in sorted(settings.HASHBANK_SIGNING_KEYS, key=lambda k: k.status != "active")
+    ]
+
+
+def log_timestamp(hash_list: HashList) -> int:
+    """Now, but never earlier than the list's newest entry: log times never go back."""
+    return max(int(time.time()), hash_list.log_last_timestamp)
+
+
+def log_append(*, hash_list: HashList, entries: Sequence[PendingEntry], timestamp: int) -> int:
+    """Append ``entries`` to the locked list's log and advance its tree head.
+
+    ``hash_list`` must be the row locked by ``hash_list_lock`` in this
+    transaction. Returns the index of the first appended entry.
+    """
+    if not entries:
+        return hash_list.log_size
+    edge = (
+        tlog.RightEdge.from_json(hash_list.tree_edge) if hash_list.tree_edge else tlog.RightEdge()
+    )
+    if edge.size != hash_list.log_size:
+        raise RuntimeError(f"list {hash_list.slug}: stored tree edge does not match the log size")
+    first = edge.size
+    rows: list[tuple[int, str, int | None, bytes, bytes, int | None]] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    for offset, entry in enumerate(entries):
+        digest = tlog.leaf_hash(entry.leaf)
+        nodes.extend(n for n in edge.append(digest) if n[0] > 0)
+        rows.append((first + offset, entry.op, entry.hash_id, entry.leaf, digest, entry.removes))
+    _insert(hash_list.pk, rows, nodes, timestamp)
+    hash_list.log_size = edge.size
+    hash_list.tree_edge = edge.to_json()
+    hash_list.log_last_timestamp = timestamp
+    hash_list.save(update_fields=["log_size", "tree_edge", "log_last_timestamp"])
+    return first
+
+
+def _insert(
+    list_id: int,
+    rows: list[tuple[int, str, int | None, bytes, bytes, int | None]],
+    nodes: list[tuple[int, int, bytes]],
+    timestamp: int,
+) -> None:
+    if connection.vendor == "postgresql" and len(rows) > 200:
+        # COPY is several times faster than INSERT for large appends (imports).
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            with raw.copy(
+                'COPY hashbank_logentry (hash_list_id, "index", op, hash_id, leaf, leaf_hash,'
+                " timestamp, removes, redacted) FROM STDIN"
+            ) as copy:
+                for index, op, hash_id, leaf, digest, removes in rows:
+                    copy.write_row(
+                        (list_id, index, op, hash_id, leaf, digest, timestamp, removes, False)
+                    )
+            with raw.copy(
+                "COPY hashbank_treenode (hash_list_id, level, idx, hash) FROM STDIN"
+            ) as copy:
+                for level, idx, digest in nodes:
+                    copy.write_row((list_id, level, idx, digest))
+        return
+    LogEntry.objects.bulk_create(
+        [
+            LogEntry(
+                hash_list_id=list_id,
+                index=index,
+                op=op,
+                hash_id=hash_id,
+                leaf=leaf,
+                leaf_hash=digest,
+                timestamp=timestamp,
+                removes=removes,
+            )
+            for index, op, hash_id, leaf, digest, removes in rows
+        ]
+    )
+    TreeNode.objects.bulk_create(
+        [TreeNode(hash_list_id=list_id, level=lv, idx=i, hash=h) for lv, i, h in nodes]
+    )
+
+
+def log_redact(*, hash_list: HashList, indexes: Sequence[int]) -> None:
+    """Serve these ``add`` entries as leaf hashes only, from now on, to everyone."""
+    if indexes:
+        LogEntry.objects.filter(hash_list=hash_list, index__in=list(indexes)).update(redacted=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _signed(slug: str, size: int, root: bytes, keys: tuple[int, ...]) -> str:
+    text = tlog.format_checkpoint(origin=list_origin(slug), size=size, root=root)
+    return tlog.sign_note(text, _signers(slug))
+
+
+def current_checkpoint(*, slug: str, size: int, tree_edge: dict) -> str:
+    """The signed checkpoint for a list head, with every currently configured key.
+
+    Signed at serve time (Ed25519 is deterministic and cheap, and the result is
+    cached), so a key rotation takes effect at once, even for an idle list, and
+    an empty list has a checkpoint too.
+    """
+    edge = tlog.RightEdge.from_json(tree_edge) if tree_edge else tlog.RightEdge()
+    if edge.size != size:
+        raise RuntimeError(f"list {slug}: stored tree edge does not match the log size")
+    keys = tuple(id(k) for k in settings.HASHBANK_SIGNING_KEYS)
+    return _signed(slug, size, edge.root(), keys)

@@ -1,0 +1,296 @@
+"""Settings refuse to start on a missing or malformed production setting.
+
+Each test starts Django in a fresh process with a controlled environment, as a
+deployment would, and reads its exit status and stderr.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+SETTINGS_SOURCE = (BASE_DIR / "config" / "settings.py").read_text(encoding="utf-8")
+
+# Every upper-case string literal in settings.py that may name a variable (and
+# its *_FILE twin): new settings are stripped from the inherited environment
+# without editing this list.
+_SETTING_NAMES = set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', SETTINGS_SOURCE))
+_STRIPPED = (
+    _SETTING_NAMES
+    | {f"{name}_FILE" for name in _SETTING_NAMES}
+    | {"DEBUG", "DATABASE_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_CONFIGURATION"}
+)
+_STRIPPED_PREFIXES = ("HASHBANK_", "SECRET_KEY", "EMAIL_", "CELERY_", "SECURE_", "RATELIMIT_")
+
+
+def base_env(var_dir: Path) -> dict[str, str]:
+    """The inherited environment without any setting, pointed at a private var dir."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _STRIPPED and not key.startswith(_STRIPPED_PREFIXES)
+    }
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    env["HASHBANK_VAR_DIR"] = str(var_dir)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def production_settings(secrets_dir: Path | None = None) -> dict[str, str]:
+    """Every setting a production start needs (DEBUG off).
+
+    With ``secrets_dir``, secrets are given as ``*_FILE`` paths to files written
+    there, as Docker and Kubernetes mount them. Add new required settings here.
+    """
+    secrets = {
+        "SECRET_KEY": "k3Jd9-production-secret-key-" + "Zx7qP2mW" * 6,
+        "HASHBANK_CASE_KEY": "case-key-" + "R8tY2uI9oP0aS3dF" * 3,
+        "EMAIL_HOST_PASSWORD": "smtp password",
+        # A fixed Ed25519 seed, test-only: "<status> <base64 32-byte seed>".
+        "HASHBANK_SIGNING_KEY": "active " + base64.b64encode(b"\x07" * 32).decode(),
+    }
+    values = {
+        "ALLOWED_HOSTS": "hashbank.example.org",
+        "CSRF_TRUSTED_ORIGINS": "https://hashbank.example.org",
+        "BANK_ORIGIN": "hashbank.example.org",
+        "CACHE_URL": "redis://127.0.0.1:6379/0",
+        "DATABASE_URL": "postgres://hashbank:pw@db.example.org:5432/hashbank",
+        "EMAIL_HOST": "smtp.example.org",
+        "EMAIL_PORT": "587",
+        "EMAIL_USE_TLS": "true",
+        "SECURE_HSTS_SECONDS": "31536000",
+        "TRUST_X_FORWARDED_PROTO": "1",
+    }
+    if secrets_dir is None:
+        return {**values, **secrets}
+    secrets_dir.mkdir(parents=True, exist_ok=True)
+    for name, secret in secrets.items():
+        path = secrets_dir / name.lower()
+        path.write_text(secret + "\n", encoding="utf-8")  # mounted files end in a newline
+        path.chmod(0o600)
+        values[f"{name}_FILE"] = str(path)
+    return values
+
+
+def production_env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
+    """A full production environment with ``changes`` applied (None removes a variable)."""
+    env = {**base_env(tmp_path / "var"), **production_settings()}
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py args`` or, without args, just ``django.setup()``, in a new process."""
+    command = (
+        [sys.executable, "manage.py", *args]
+        if args
+        else [sys.executable, "-c", "import django; django.setup()"]
+    )
+    return subprocess.run(
+        command, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120, umask=0
+    )
+
+
+def loaded_settings(env: dict[str, str], *names: str) -> dict[str, Any]:
+    code = (
+        "import django, json; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n) for n in {list(names)!r}}}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_refused_naming(result: subprocess.CompletedProcess[str], name: str) -> None:
+    assert result.returncode != 0, result.stdout
+    reasons = [
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith("django.core.exceptions.ImproperlyConfigured:")
+    ]
+    assert reasons, result.stderr[-2000:]
+    assert name in reasons[-1], reasons[-1]
+
+
+REFUSED = [
+    pytest.param({"SECRET_KEY": None}, "SECRET_KEY", id="no-secret-key"),
+    pytest.param({"SECRET_KEY": None, "DEBUG": "0"}, "SECRET_KEY", id="no-secret-key-debug-0"),
+    pytest.param({"SECRET_KEY": "   "}, "SECRET_KEY", id="blank-secret-key"),
+    pytest.param({"HASHBANK_CASE_KEY": None}, "HASHBANK_CASE_KEY", id="no-case-key"),
+    pytest.param({"HASHBANK_CASE_KEY": "short"}, "HASHBANK_CASE_KEY", id="short-case-key"),
+    pytest.param({"HASHBANK_SIGNING_KEY": None}, "HASHBANK_SIGNING_KEY", id="no-signing-key"),
+    pytest.param(
+        {"HASHBANK_SIGNING_KEY": "active not-a-key"},
+        "HASHBANK_SIGNING_KEY",
+        id="malformed-signing-key",
+    ),
+    pytest.param({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS", id="no-allowed-hosts"),
+    pytest.param({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS", id="empty-allowed-hosts"),
+    pytest.param({"ALLOWED_HOSTS": " , "}, "ALLOWED_HOSTS", id="blank-allowed-hosts"),
+    pytest.param({"BANK_ORIGIN": None}, "BANK_ORIGIN", id="no-bank-origin"),
+    pytest.param(
+        {"BANK_ORIGIN": "https://hashbank.example.org"}, "BANK_ORIGIN", id="bank-origin-with-scheme"
+    ),
+    pytest.param(
+        {"BANK_ORIGIN": "hash+bank.example.org"}, "BANK_ORIGIN", id="bank-origin-with-plus"
+    ),
+    pytest.param(
+        {"BANK_ORIGIN": "hash bank.example.org"}, "BANK_ORIGIN", id="bank-origin-with-space"
+    ),
+    pytest.param({"CACHE_URL": None}, "CACHE_URL", id="no-cache-url"),
+    pytest.param({"DATABASE_URL": None}, "DATABASE_URL", id="no-database-url"),
+    pytest.param(
+        {"CACHE_URL": "memcached://127.0.0.1:11211"}, "CACHE_URL", id="cache-url-not-redis"
+    ),
+    pytest.param({"DEBUG": "maybe"}, "DEBUG", id="malformed-debug"),
+    pytest.param({"EMAIL_PORT": "smtp"}, "EMAIL_PORT", id="malformed-email-port"),
+    pytest.param({"EMAIL_PORT": "0"}, "EMAIL_PORT", id="email-port-zero"),
+    pytest.param({"EMAIL_USE_TLS": "sometimes"}, "EMAIL_USE_TLS", id="malformed-email-tls"),
+    pytest.param(
+        {"HASHBANK_RATE_CASE_CREATE": "lots"}, "HASHBANK_RATE_CASE_CREATE", id="rate-lots"
+    ),
+    pytest.param(
+        {"HASHBANK_RATE_CASE_STATUS": "60/hour"}, "HASHBANK_RATE_CASE_STATUS", id="rate-spelt-out"
+    ),
+    pytest.param(
+        {"HASHBANK_RATE_CASE_WITHDRAW": ""}, "HASHBANK_RATE_CASE_WITHDRAW", id="rate-empty"
+    ),
+    pytest.param(
+        {"HASHBANK_PIN_ARGON2_MEMORY_KIB": "19455"},
+        "HASHBANK_PIN_ARGON2_MEMORY_KIB",
+        id="argon2-memory-below-owasp",
+    ),
+    pytest.param(
+        {"HASHBANK_PIN_ARGON2_TIME_COST": "1"},
+        "HASHBANK_PIN_ARGON2_TIME_COST",
+        id="argon2-time-below-owasp",
+    ),
+    pytest.param(
+        {"HASHBANK_PIN_ARGON2_MEMORY_KIB": "lots"},
+        "HASHBANK_PIN_ARGON2_MEMORY_KIB",
+        id="argon2-memory-malformed",
+    ),
+    pytest.param({"DATABASE_URL": "notaurl"}, "DATABASE_URL", id="malformed-database-url"),
+]
+
+
+@pytest.mark.parametrize(("changes", "name"), REFUSED)
+def test_it_refuses_to_start_naming_the_bad_setting(
+    tmp_path: Path, changes: dict[str, str | None], name: str
+) -> None:
+    assert_refused_naming(run(production_env(tmp_path, **changes)), name)
+
+
+def test_it_refuses_secret_key_given_both_directly_and_as_a_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret_key"
+    secret_file.write_text("from-a-file-" + "x" * 50, encoding="utf-8")
+
+    result = run(production_env(tmp_path, SECRET_KEY_FILE=str(secret_file)))
+
+    assert_refused_naming(result, "SECRET_KEY_FILE")
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "HASHBANK_CASE_KEY", "HASHBANK_SIGNING_KEY"])
+def test_it_refuses_a_secret_file_that_does_not_exist(tmp_path: Path, name: str) -> None:
+    missing = tmp_path / "no-such-secret"
+
+    result = run(production_env(tmp_path, **{name: None, f"{name}_FILE": str(missing)}))
+
+    assert_refused_naming(result, f"{name}_FILE")
+
+
+def test_it_refuses_malformed_values_in_development_too(tmp_path: Path) -> None:
+    env = {**base_env(tmp_path / "var"), "DEBUG": "1", "HASHBANK_RATE_CASE_CREATE": "lots"}
+
+    assert_refused_naming(run(env), "HASHBANK_RATE_CASE_CREATE")
+
+
+@pytest.mark.parametrize("as_files", [False, True], ids=["values", "files"])
+def test_it_passes_the_deploy_check_with_every_production_setting(
+    tmp_path: Path, as_files: bool
+) -> None:
+    env = {
+        **base_env(tmp_path / "var"),
+        **production_settings(tmp_path / "secrets" if as_files else None),
+    }
+
+    result = run(env, "check", "--deploy")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "System check identified" in result.stdout + result.stderr
+    # Production never falls back to generated development secrets (or SQLite).
+    var = tmp_path / "var"
+    assert not var.exists() or not [p for p in var.iterdir() if p.name in DEV_SECRETS]
+    assert not (var / "db.sqlite3").exists()
+
+
+def test_it_reads_secrets_from_files_without_their_trailing_newline(tmp_path: Path) -> None:
+    env = {**base_env(tmp_path / "var"), **production_settings(tmp_path / "secrets")}
+
+    loaded = loaded_settings(
+        env,
+        "SECRET_KEY",
+        "HASHBANK_CASE_KEY",
+        "HASHBANK_SIGNING_KEYS_TEXT",
+        "EMAIL_HOST_PASSWORD",
+        "DEBUG",
+    )
+
+    assert loaded == {
+        "SECRET_KEY": (tmp_path / "secrets" / "secret_key").read_text("utf-8").rstrip("\n"),
+        "HASHBANK_CASE_KEY": (tmp_path / "secrets" / "hashbank_case_key")
+        .read_text("utf-8")
+        .rstrip("\n"),
+        "HASHBANK_SIGNING_KEYS_TEXT": production_settings()["HASHBANK_SIGNING_KEY"],
+        "EMAIL_HOST_PASSWORD": "smtp password",
+        "DEBUG": False,
+    }
+
+
+DEV_SECRETS = {"dev-secret-key", "dev-case-key", "signing.key"}
+
+
+def test_it_starts_in_development_with_only_debug_and_generates_private_secrets(
+    tmp_path: Path,
+) -> None:
+    var_dir = tmp_path / "var"
+    env = {**base_env(var_dir), "DEBUG": "1"}
+
+    result = run(env, "check")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    generated = {p.name: p for p in var_dir.iterdir() if not p.name.startswith("db.sqlite3")}
+    assert DEV_SECRETS <= generated.keys()
+    for path in generated.values():
+        # Owner-only even though the process ran with umask 0.
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert len(path.read_text("utf-8").strip()) >= 32, path
+
+    names = ("SECRET_KEY", "HASHBANK_CASE_KEY", "HASHBANK_SIGNING_KEYS_TEXT")
+    first = loaded_settings(env, *names)
+    second = loaded_settings(env, *names)
+    assert first == second, "development secrets must survive a restart"
+    assert len(set(first.values())) == len(names)
+    assert first["SECRET_KEY"] == (var_dir / "dev-secret-key").read_text("utf-8").strip()
+    assert first["HASHBANK_CASE_KEY"] == (var_dir / "dev-case-key").read_text("utf-8").strip()

@@ -142,3 +142,6 @@ class TreeNode(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["hash_list", "level", "idx"], name="tree_node_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.hash_list_id}:{self.level}/{self.idx}"

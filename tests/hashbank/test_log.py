@@ -163,7 +163,7 @@ def test_concurrent_submissions_and_withdrawals_keep_the_log_gap_free_and_in_com
                 mine.append(created.case)
                 if i % 3 == 2:
                     case_withdraw(case=mine.pop(0))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()

@@ -57,7 +57,7 @@ class Command(BaseCommand):
                     for v, s in list_verifiers(slug)
                 ]
                 for slug in slugs
-            },  # fmt: skip
+            },
             "note": "Shown once. Only hashes of these credentials are stored.",
         }
         self.stdout.write(json.dumps(out, indent=2))

@@ -60,5 +60,5 @@ class Command(BaseCommand):
                     "verifier_keys": vkeys_json(text),
                 },
                 indent=2,
-            )  # fmt: skip
+            )
         )

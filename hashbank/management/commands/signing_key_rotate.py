@@ -57,5 +57,5 @@ class Command(BaseCommand):
                     "next": "restart the web and worker processes to load the keys",
                 },
                 indent=2,
-            )  # fmt: skip
+            )
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -60,6 +60,7 @@ class PartnerAdmin(admin.ModelAdmin):
     search_fields = ["name", "contact_email"]
     inlines = [ListGrantInline, PartnerListStateInline, CredentialInline]
     actions = ["rotate_credentials", "revoke_credentials", "deactivate"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Partner]:
         return (

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from hashbank import tlog
+from hashbank.keyring import SigningKey
 from hashbank.models import HashList, LogEntry, TreeNode
 
 
@@ -36,11 +37,11 @@ def list_origin(slug: str) -> str:
     return f"{settings.BANK_ORIGIN}/lists/{slug}"
 
 
-@functools.cache
-def _signers(slug: str) -> tuple[tlog.NoteSigner, ...]:
+@functools.lru_cache(maxsize=64)
+def _signers_for(slug: str, keys: tuple[SigningKey, ...]) -> tuple[tlog.NoteSigner, ...]:
     name = list_origin(slug)
     # The active key signs first; retiring keys co-sign during a rotation.
-    ordered = sorted(settings.HASHBANK_SIGNING_KEYS, key=lambda k: k.status != "active")
+    ordered = sorted(keys, key=lambda k: k.status != "active")
     return tuple(k.signer(name) for k in ordered)
 
 
@@ -136,9 +137,9 @@ def log_redact(*, hash_list: HashList, indexes: Sequence[int]) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _signed(slug: str, size: int, root: bytes, keys: tuple[int, ...]) -> str:
+def _signed(slug: str, size: int, root: bytes, keys: tuple[SigningKey, ...]) -> str:
     text = tlog.format_checkpoint(origin=list_origin(slug), size=size, root=root)
-    return tlog.sign_note(text, _signers(slug))
+    return tlog.sign_note(text, _signers_for(slug, keys))
 
 
 def current_checkpoint(*, slug: str, size: int, tree_edge: dict) -> str:
@@ -151,5 +152,4 @@ def current_checkpoint(*, slug: str, size: int, tree_edge: dict) -> str:
     edge = tlog.RightEdge.from_json(tree_edge) if tree_edge else tlog.RightEdge()
     if edge.size != size:
         raise RuntimeError(f"list {slug}: stored tree edge does not match the log size")
-    keys = tuple(id(k) for k in settings.HASHBANK_SIGNING_KEYS)
-    return _signed(slug, size, edge.root(), keys)
+    return _signed(slug, size, edge.root(), tuple(settings.HASHBANK_SIGNING_KEYS))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.benchlib import fresh_database, free_port, gunicorn, manage, percentile, production_env
+from scripts.benchlib import free_port, fresh_database, gunicorn, manage, percentile, production_env
 
 TARGET_RATIO = 0.80
 TARGET_P99_MS = 300.0
@@ -72,9 +72,7 @@ def random_case_body() -> bytes:
         if i % 4 == 3:
             hashes.append({"algorithm": "md5", "value": secrets.token_hex(16)})
         else:
-            hashes.append(
-                {"algorithm": "pdq", "value": secrets.token_hex(32), "quality": 50 + i}
-            )
+            hashes.append({"algorithm": "pdq", "value": secrets.token_hex(32), "quality": 50 + i})
     body = {
         "eligibility": {
             "in_image": True,

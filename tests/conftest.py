@@ -11,6 +11,8 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from cases.services import CaseCreated, Eligibility, case_create
+from exchange.models import Partner
+from exchange.services import partner_create
 from hashbank.services import HashInput
 
 ADULT = {"in_image": True, "under_18_at_capture": False, "has_media": True, "intimate": True}
@@ -62,5 +64,28 @@ def make_case(db: None) -> Callable[..., CaseCreated]:
             hashes=as_inputs(*(hashes or (pdq("default"),))),
             pin=pin,
         )
+
+    return make
+
+
+@pytest.fixture
+def make_partner(db: None) -> Callable[..., tuple[Partner, dict[str, str]]]:
+    counter = iter(range(1, 10_000))
+
+    def make(lists: tuple[str, ...] = ("adult",), **kwargs: Any) -> tuple[Partner, dict[str, str]]:
+        return partner_create(name=f"Platform {next(counter)}", lists=list(lists), **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def partner_api(make_partner: Callable[..., Any]) -> Callable[..., APIClient]:
+    """An API client authenticated as a new partner of these lists."""
+
+    def make(*lists: str) -> APIClient:
+        _, secrets = make_partner(lists or ("adult",))
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secrets['bearer']}")
+        return client
 
     return make

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from cases.serializers import ErrorSerializer
 from exchange import selectors, services
 from exchange.authentication import PartnerTokenAuthentication
+from exchange.models import FeedbackEvent, FeedbackOutcome
 from exchange.serializers import (
     ConsistencyQuerySerializer,
     ConsistencySerializer,
@@ -26,6 +27,7 @@ from exchange.serializers import (
     KeysSerializer,
     ListsSerializer,
 )
+from hashbank.fields import ClosedSerializer, StrictCharField
 from hashbank.log import current_checkpoint, list_origin, list_verifiers
 from hashbank.models import HashList
 
@@ -112,11 +114,7 @@ class EntriesApi(PartnerApi):
             partner=request.user, hash_list=hash_list, position=query["start"] + len(page.entries)
         )
         # Rendered directly: pages are large and DRF's renderer is slow for them.
-        body = json.dumps(
-            {"checkpoint": page.checkpoint, "entries": page.entries, "next": page.next},
-            separators=(",", ":"),
-        )
-        return HttpResponse(body, content_type="application/json")
+        return HttpResponse(page.to_json(), content_type="application/json")
 
 
 class ConsistencyProofApi(PartnerApi):
@@ -153,3 +151,105 @@ class InclusionProofApi(PartnerApi):
                 hash_list=hash_list, index=query["index"], size=query.get("size")
             )
         )
+
+
+# --- Feedback (DESIGN.md section 7) -------------------------------------------------
+# The serializers sit with their one view; they could move to serializers.py.
+
+_NATIVE_OUTCOMES = [
+    FeedbackOutcome.PENDING_REVIEW,
+    FeedbackOutcome.BLOCKED,
+    FeedbackOutcome.NOT_BLOCKED,
+]
+
+
+class FeedbackItemInputSerializer(ClosedSerializer):
+    list = StrictCharField(max_length=32, help_text="The list's slug, e.g. `adult`.")
+    algorithm = StrictCharField(max_length=16, help_text="`pdq` or `md5`.")
+    value = StrictCharField(max_length=512, trim_whitespace=False, help_text="Hex; any case.")
+    outcome = StrictCharField(
+        max_length=16,
+        help_text="`pending_review` (matched, not yet reviewed), `blocked` or `not_blocked`.",
+    )
+    tags = serializers.ListField(
+        child=StrictCharField(trim_whitespace=False, allow_blank=True),
+        required=False,
+        default=list,
+        help_text=f"Up to {services.MAX_FEEDBACK_TAGS} short labels, 1-64 printable characters.",
+    )
+
+    def validate_outcome(self, value: str) -> str:
+        if value not in _NATIVE_OUTCOMES:
+            raise serializers.ValidationError(
+                f"Must be one of: {', '.join(_NATIVE_OUTCOMES)}.", code="invalid_choice"
+            )
+        return value
+
+
+class FeedbackInputSerializer(ClosedSerializer):
+    items = FeedbackItemInputSerializer(
+        many=True, allow_empty=False, min_length=1, max_length=services.MAX_FEEDBACK_ITEMS
+    )
+
+
+class FeedbackItemResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position of the item in the request.")
+    status = serializers.ChoiceField(choices=["ok", "error"])
+    code = serializers.CharField(required=False, help_text="Errors only, e.g. `unknown_hash`.")
+    message = serializers.CharField(required=False)
+
+
+class FeedbackResultsSerializer(serializers.Serializer):
+    results = FeedbackItemResultSerializer(many=True)
+
+
+def feedback_results_json(results: list[services.FeedbackResult]) -> list[dict[str, Any]]:
+    return [
+        {"index": i, "status": "ok"}
+        if r.ok
+        else {"index": i, "status": "error", "code": r.code, "message": r.message}
+        for i, r in enumerate(results)
+    ]
+
+
+class FeedbackApi(PartnerApi):
+    @extend_schema(
+        operation_id="exchange_feedback",
+        request=FeedbackInputSerializer,
+        responses={
+            200: OpenApiResponse(
+                FeedbackResultsSerializer,
+                description=(
+                    "One result per item, in order. A hash that is not in the list, or in a "
+                    "list you can't read, is a per-item `unknown_hash` error; the other items "
+                    "are still saved."
+                ),
+            ),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Malformed input (`field` names it, e.g. `items[3].outcome`); "
+                "nothing is saved.",
+            ),
+            401: _AUTH_ERRORS[401],
+            413: OpenApiResponse(ErrorSerializer, description="Body over 1 MiB."),
+            415: OpenApiResponse(ErrorSerializer, description="Not JSON."),
+        },
+        summary="Report what your moderators decided about matched hashes (1-1000 items)",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = FeedbackInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        items = [
+            services.FeedbackItem(
+                list=item["list"],
+                algorithm=item["algorithm"],
+                value=item["value"],
+                outcome=item["outcome"],
+                tags=tuple(item["tags"]),
+            )
+            for item in serializer.validated_data["items"]
+        ]
+        results = services.feedback_submit(
+            partner=request.user, items=items, via=FeedbackEvent.Via.NATIVE
+        )
+        return Response({"results": feedback_results_json(results)})

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from exchange.models import Partner
+from exchange.models import Feedback, Partner
 from hashbank import tlog
 from hashbank.errors import InvalidInput, NotFound
 from hashbank.log import current_checkpoint
@@ -65,12 +67,43 @@ def entry_json(index: int, leaf: bytes, leaf_hash: bytes, redacted: bool) -> dic
     return body
 
 
+def entry_json_text(index: int, leaf: bytes, leaf_hash: bytes, redacted: bool) -> str:
+    """``entry_json`` rendered straight to JSON text, for large pages.
+
+    The leaf bytes come from our own canonical encoder (tlog.encode_*), so their
+    fields are ASCII of known shape; only the origin needs JSON escaping. The
+    result is identical to ``json.dumps(entry_json(...), separators=(",", ":"))``.
+    """
+    if redacted:
+        return f'{{"index":{index},"op":"add","redacted":true,"leaf_hash":"{_b64(leaf_hash)}"}}'
+    parts = leaf[:-1].decode("ascii").split(" ")
+    if parts[0] == "add":
+        quality = "null" if parts[3] == "-" else parts[3]
+        origin = json.dumps(parts[5]) if len(parts) == 6 else "null"
+        return (
+            f'{{"index":{index},"op":"add","algorithm":"{parts[1]}","value":"{parts[2]}",'
+            f'"quality":{quality},"timestamp":{parts[4]},"origin":{origin},'
+            f'"leaf":"{_b64(leaf)}"}}'
+        )
+    return (
+        f'{{"index":{index},"op":"remove","removes":{parts[1]},"reason":"{parts[2]}",'
+        f'"timestamp":{parts[3]},"leaf":"{_b64(leaf)}"}}'
+    )
+
+
 @dataclass(frozen=True)
 class FeedPage:
     checkpoint: str
     size: int
-    entries: list[dict[str, Any]]
+    entries: list[str]  # each entry as JSON text (entry_json_text)
     next: int | None
+
+    def to_json(self) -> str:
+        next_ = "null" if self.next is None else str(self.next)
+        return (
+            f'{{"checkpoint":{json.dumps(self.checkpoint)},'
+            f'"entries":[{",".join(self.entries)}],"next":{next_}}}'
+        )
 
 
 def feed_page(*, hash_list: HashList, start: int, limit: int) -> FeedPage:
@@ -93,7 +126,7 @@ def feed_page(*, hash_list: HashList, start: int, limit: int) -> FeedPage:
             [hash_list.pk, start, end],
         )
         entries = [
-            entry_json(index, bytes(leaf), bytes(digest), bool(redacted))
+            entry_json_text(index, bytes(leaf), bytes(digest), bool(redacted))
             for index, leaf, digest, redacted in cursor.fetchall()
         ]
     return FeedPage(
@@ -157,3 +190,11 @@ def inclusion_proof(*, hash_list: HashList, index: int, size: int | None) -> dic
         "leaf_hash": _b64(nodes[(0, index)]),
         "proof": [_b64(p) for p in proof],
     }
+
+
+def feedback_current(*, partner: Partner, hash_ids: Iterable[int]) -> dict[int, Feedback]:
+    """This partner's current feedback on each of these hashes that it gave feedback on."""
+    ids = list(hash_ids)
+    if not ids:
+        return {}
+    return {f.hash_id: f for f in Feedback.objects.filter(partner=partner, hash_id__in=ids)}

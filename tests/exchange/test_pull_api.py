@@ -282,3 +282,25 @@ def _decoded_leaves(content: bytes) -> bytes:
 def test_wrong_method_is_405(partner_api):
     response = partner_api("adult").post("/exchange/v1/lists/adult/entries", {}, format="json")
     assert response.status_code == 405
+
+
+def test_the_fast_entry_renderer_matches_the_reference_rendering(make_case):
+    import json
+
+    from exchange.selectors import entry_json, entry_json_text
+    from hashbank.models import HashList as HL
+    from hashbank.services import HashInput, hashes_hold
+
+    hashes_hold(
+        hash_list=HL.objects.get(slug="adult"),
+        hashes=[HashInput("md5", md5("origin")["value"])],
+        holder="peer:9",
+        origin='peer.example/lists/"adult"',
+    )
+    withdrawn = make_case(pdq("r1"), md5("r2"))
+    case_withdraw(case=withdrawn.case)
+    from hashbank.models import LogEntry
+
+    for e in LogEntry.objects.order_by("index"):
+        args = (e.index, bytes(e.leaf), bytes(e.leaf_hash), e.redacted)
+        assert json.loads(entry_json_text(*args)) == entry_json(*args)

@@ -67,7 +67,7 @@ class CaseCreateApi(APIView):
             pin=data.get("pin"),
             email=data.get("email"),
         )
-        status_ = selectors.case_status(case=created.case, hashes=created.hashes)
+        status_ = selectors.case_status(case=created.case, hashes=created.hashes, with_counts=False)
         body = {
             "case_number": created.case_number,
             "pin": created.pin,

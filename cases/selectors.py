@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cases.models import Case
+from exchange.selectors import hash_partner_counts
 from hashbank.models import Hash
 from hashbank.selectors import holder_hashes
 
@@ -39,19 +40,27 @@ def case_hash_state(*, case: Case, disabled: bool, under_review: bool) -> str:
     return "active"
 
 
-def case_status(*, case: Case, hashes: list[Hash] | None = None) -> CaseStatus:
-    """The case as its owner sees it. ``hashes``, when the caller has them, saves a query."""
+def case_status(
+    *, case: Case, hashes: list[Hash] | None = None, with_counts: bool = True
+) -> CaseStatus:
+    """The case as its owner sees it. ``hashes``, when the caller has them, saves a query;
+    ``with_counts=False`` skips the partner counts (none exist for a case just made)."""
     if hashes is None:
         hashes = [hold.hash for hold in holder_hashes(holder=case.holder)]
+    counts = (
+        hash_partner_counts(hash_list=case.hash_list, hash_ids=[h.pk for h in hashes])
+        if with_counts
+        else {h.pk: (0, 0) for h in hashes}
+    )
     statuses = [
         CaseHashStatus(
             algorithm=h.algorithm,
             value=h.value,
             quality=h.quality,
             status=case_hash_state(case=case, disabled=h.disabled, under_review=h.under_review),
-            # Filled in by partner feedback (counts only, never which partners).
-            partners_received=None,
-            partners_blocked=None,
+            # Counts only, never which partners.
+            partners_received=counts[h.pk][0],
+            partners_blocked=counts[h.pk][1],
         )
         for h in hashes
     ]

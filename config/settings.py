@@ -53,6 +53,10 @@ SECRET_KEY = _required_secret("SECRET_KEY", "dev-secret-key")
 # Keys the HMAC under which case numbers are stored. Separate from SECRET_KEY so
 # that rotating Django's session key does not orphan every victim's case.
 HASHBANK_CASE_KEY = _required_secret("HASHBANK_CASE_KEY", "dev-case-key")
+# Seals secrets the bank must read back (webhook secrets, peer credentials).
+HASHBANK_ENCRYPTION_KEY = _required_secret("HASHBANK_ENCRYPTION_KEY", "dev-encryption-key")
+if len(HASHBANK_ENCRYPTION_KEY) < 32:
+    raise ImproperlyConfigured("HASHBANK_ENCRYPTION_KEY must be at least 32 characters of random data")
 if len(HASHBANK_CASE_KEY) < 32:
     raise ImproperlyConfigured("HASHBANK_CASE_KEY must be at least 32 characters of random data")
 
@@ -235,6 +239,26 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must not hang when the broker is down: the outbox in the database
+# and the beat sweep make up for a task that could not be queued.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BEAT_SCHEDULE = {
+    "sweep-deliveries": {
+        "task": "exchange.tasks.deliveries_sweep",
+        "schedule": float(envint("HASHBANK_SWEEP_INTERVAL_S", 5, minimum=1)),
+    },
+}
+
+# Push delivery (webhooks).
+HASHBANK_WEBHOOK_BATCH = envint("HASHBANK_WEBHOOK_BATCH", 500, minimum=1)
+HASHBANK_WEBHOOK_TIMEOUT_S = envint("HASHBANK_WEBHOOK_TIMEOUT_S", 10, minimum=1)
+HASHBANK_WEBHOOK_LEASE_S = envint("HASHBANK_WEBHOOK_LEASE_S", 60, minimum=1)
+HASHBANK_WEBHOOK_BACKOFF_BASE_S = envint("HASHBANK_WEBHOOK_BACKOFF_BASE_S", 2, minimum=1)
+HASHBANK_WEBHOOK_BACKOFF_CAP_S = envint("HASHBANK_WEBHOOK_BACKOFF_CAP_S", 600, minimum=1)
+HASHBANK_WEBHOOK_DEGRADED_AFTER = envint("HASHBANK_WEBHOOK_DEGRADED_AFTER", 5, minimum=1)
+HASHBANK_WEBHOOK_ALLOW_HTTP = envbool("HASHBANK_WEBHOOK_ALLOW_HTTP", DEBUG)
 
 # Email is used once per case to send the case number, and never stored.
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "hashbank.mail.RedactingConsoleBackend")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from exchange.models import Credential, ListGrant, Partner, PartnerListState
+from exchange.delivery import delivery_lag, delivery_redeliver_from, webhook_secret_issue
+from exchange.models import Credential, Delivery, ListGrant, Partner, PartnerListState
 from exchange.services import PARTNER_KINDS, credentials_revoke, credentials_rotate
 
 
@@ -53,13 +55,31 @@ class PartnerListStateInline(admin.TabularInline):
         return False
 
 
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "push deliveries"
+    fields = ["hash_list", "acked_position", "lag", "degraded", "last_success_at", "last_error",
+              "next_attempt_at"]  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="lag (entries, seconds)")
+    def lag(self, obj: Delivery) -> str:
+        entries, seconds = delivery_lag(obj)
+        return f"{entries} entries, {seconds:.0f} s"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Partner)
 class PartnerAdmin(admin.ModelAdmin):
     list_display = ["name", "active", "granted_lists", "last_fetch", "created_at"]
     list_filter = ["active", "grants__hash_list"]
     search_fields = ["name", "contact_email"]
-    inlines = [ListGrantInline, PartnerListStateInline, CredentialInline]
-    actions = ["rotate_credentials", "revoke_credentials", "deactivate"]
+    inlines = [ListGrantInline, PartnerListStateInline, DeliveryInline, CredentialInline]
+    actions = ["rotate_credentials", "rotate_webhook_secret", "revoke_credentials", "deactivate"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Partner]:
@@ -110,6 +130,23 @@ class PartnerAdmin(admin.ModelAdmin):
             },
         )
 
+    @admin.action(description="Issue a new webhook secret (the old one co-signs for 24 h)")
+    def rotate_webhook_secret(
+        self, request: HttpRequest, queryset: QuerySet[Partner]
+    ) -> HttpResponse:
+        issued = [
+            (partner, {"webhook_secret": webhook_secret_issue(partner=partner)})
+            for partner in queryset.exclude(webhook_url="")
+        ]
+        context = {"issued": issued, "title": "New webhook secrets"}
+        response = TemplateResponse(
+            request,
+            "admin/exchange/credentials_issued.html",
+            {**self.admin_site.each_context(request), **context},
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
     @admin.action(description="Revoke all credentials")
     def revoke_credentials(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
         count = sum(credentials_revoke(partner=p, kinds=PARTNER_KINDS) for p in queryset)
@@ -128,3 +165,55 @@ class PartnerListStateAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+class RedeliverForm(forms.Form):
+    index = forms.IntegerField(min_value=0, help_text="Send every entry again from this index.")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["partner", "hash_list", "acked_position", "lag", "degraded",
+                    "last_success_at", "short_error"]  # fmt: skip
+    list_filter = ["degraded", "hash_list"]
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    actions = ["redeliver_from_index"]
+
+    @admin.display(description="lag (entries, seconds)")
+    def lag(self, obj: Delivery) -> str:
+        entries, seconds = delivery_lag(obj)
+        return f"{entries} entries, {seconds:.0f} s"
+
+    @admin.display(description="last error")
+    def short_error(self, obj: Delivery) -> str:
+        return obj.last_error[:80]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Redeliver from index…")
+    def redeliver_from_index(
+        self, request: HttpRequest, queryset: QuerySet[Delivery]
+    ) -> HttpResponse | None:
+        form = RedeliverForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            done = 0
+            for delivery in queryset.select_related("hash_list"):
+                try:
+                    delivery_redeliver_from(delivery=delivery, index=form.cleaned_data["index"])
+                    done += 1
+                except ValueError as exc:
+                    self.message_user(request, f"{delivery}: {exc}", messages.ERROR)
+            self.message_user(request, f"{done} deliveries will resend from the given index.")
+            return None
+        return TemplateResponse(
+            request,
+            "admin/exchange/redeliver.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Redeliver from index",
+                "form": form,
+                "deliveries": queryset,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )

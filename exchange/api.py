@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from django.http import HttpResponse
@@ -174,7 +175,7 @@ class FeedbackItemInputSerializer(ClosedSerializer):
     tags = serializers.ListField(
         child=StrictCharField(trim_whitespace=False, allow_blank=True),
         required=False,
-        default=list,
+        default=builtins.list,  # `list` is the field above, in this class body
         help_text=f"Up to {services.MAX_FEEDBACK_TAGS} short labels, 1-64 printable characters.",
     )
 

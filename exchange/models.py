@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -21,6 +23,12 @@ class Partner(models.Model):
     )
     lists = models.ManyToManyField(HashList, through="ListGrant", related_name="partners")
     webhook_url = models.URLField(blank=True, help_text="Where new entries are pushed (optional).")
+    # Sealed with HASHBANK_ENCRYPTION_KEY (exchange.secret_box): the bank signs
+    # with it, so a one-way hash would not do. The previous secret keeps
+    # co-signing until ``webhook_previous_until`` so partners can rotate calmly.
+    webhook_secret_sealed = models.TextField(blank=True, editable=False)
+    webhook_previous_sealed = models.TextField(blank=True, editable=False)
+    webhook_previous_until = models.DateTimeField(null=True, blank=True, editable=False)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -125,3 +133,107 @@ class PartnerListState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner} @ {self.hash_list}: {self.last_fetch_position}"
+
+
+class FeedbackOutcome(models.TextChoices):
+    """What a partner's moderators concluded about a hash (DESIGN.md section 7)."""
+
+    NONE = "none", "None (tags only)"
+    PENDING_REVIEW = "pending_review", "Pending review"
+    BLOCKED = "blocked", "Blocked"
+    NOT_BLOCKED = "not_blocked", "Not blocked"
+
+
+class Feedback(models.Model):
+    """A partner's current outcome for one hash: one row per (partner, hash).
+
+    Written only by ``exchange.services.feedback_submit``, together with the
+    ``FeedbackEvent`` that records the submission.
+    """
+
+    Outcome = FeedbackOutcome
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="feedback")
+    hash = models.ForeignKey(
+        "hashbank.Hash", on_delete=models.PROTECT, related_name="partner_feedback"
+    )
+    outcome = models.CharField(max_length=16, choices=FeedbackOutcome.choices)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "hash"], name="feedback_unique_per_hash"),
+        ]
+        verbose_name_plural = "feedback"
+
+    def __str__(self) -> str:
+        return f"{self.partner_id} on {self.hash_id}: {self.outcome}"
+
+
+class FeedbackEvent(models.Model):
+    """One feedback submission, kept forever: append-only, never updated or deleted."""
+
+    Outcome = FeedbackOutcome
+
+    class Via(models.TextChoices):
+        NATIVE = "native", "Native API"
+        STOPNCII = "stopncii", "StopNCII-compatible API"
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="feedback_events")
+    hash = models.ForeignKey("hashbank.Hash", on_delete=models.PROTECT, related_name="+")
+    outcome = models.CharField(max_length=16, choices=FeedbackOutcome.choices, editable=False)
+    tags = models.JSONField(default=list, blank=True, editable=False)
+    via = models.CharField(max_length=16, choices=Via.choices, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["hash", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.partner_id} on {self.hash_id}: {self.outcome} ({self.via})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError("feedback events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("feedback events are append-only")
+
+
+class Delivery(models.Model):
+    """Push state of one partner on one list: the outbox, derived from the log.
+
+    What the partner is owed is ``[acked_position, log_size)`` of the list's log;
+    Celery only does the sending. ``batch_*`` is the batch in flight, kept so a
+    retry sends the same entries under the same ``webhook_id``. ``lease_until``
+    lets exactly one worker deliver to a partner and list at a time.
+    """
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="deliveries")
+    hash_list = models.ForeignKey(HashList, on_delete=models.PROTECT, related_name="+")
+    acked_position = models.BigIntegerField(
+        default=0, help_text="Every entry below this index was delivered (2xx)."
+    )
+    batch_start = models.BigIntegerField(null=True, blank=True)
+    batch_end = models.BigIntegerField(null=True, blank=True)
+    webhook_id = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Attempts of the current batch.")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    degraded = models.BooleanField(default=False)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "hash_list"], name="delivery_unique"),
+        ]
+        verbose_name_plural = "deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.partner} / {self.hash_list}: {self.acked_position}"

@@ -14,8 +14,8 @@ from django.db.models import Q, QuerySet
 from exchange.models import Feedback, Partner
 from hashbank import tlog
 from hashbank.errors import InvalidInput, NotFound
-from hashbank.log import current_checkpoint
-from hashbank.models import HashList, LogEntry, TreeNode
+from hashbank.log import current_checkpoint, tree_nodes
+from hashbank.models import HashList, LogEntry
 
 MAX_PAGE = 10_000
 
@@ -137,27 +137,6 @@ def feed_page(*, hash_list: HashList, start: int, limit: int) -> FeedPage:
     )
 
 
-def _nodes(hash_list: HashList, ids: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    """Stored perfect-subtree hashes for these (level, idx) ids: leaves and inner nodes."""
-    found: dict[tuple[int, int], bytes] = {}
-    leaves = [idx for level, idx in ids if level == 0]
-    inner = [(level, idx) for level, idx in ids if level > 0]
-    if leaves:
-        for index, digest in LogEntry.objects.filter(
-            hash_list=hash_list, index__in=leaves
-        ).values_list("index", "leaf_hash"):
-            found[(0, index)] = bytes(digest)
-    if inner:
-        condition = Q()
-        for level, idx in inner:
-            condition |= Q(level=level, idx=idx)
-        for level, idx, digest in TreeNode.objects.filter(
-            condition, hash_list=hash_list
-        ).values_list("level", "idx", "hash"):
-            found[(level, idx)] = bytes(digest)
-    return found
-
-
 def _size_arg(name: str, value: int, size: int) -> int:
     if value > size:
         raise InvalidInput(
@@ -172,7 +151,7 @@ def consistency_proof(*, hash_list: HashList, old: int, new: int | None) -> dict
     if old > new:
         raise InvalidInput("old must not be larger than new.", field="old", code="out_of_range")
     ids = tlog.consistency_proof_nodes(old, new)
-    proof = tlog.consistency_proof(old, new, _nodes(hash_list, ids))
+    proof = tlog.consistency_proof(old, new, tree_nodes(hash_list.pk, ids))
     return {"old": old, "new": new, "proof": [_b64(p) for p in proof]}
 
 
@@ -182,7 +161,7 @@ def inclusion_proof(*, hash_list: HashList, index: int, size: int | None) -> dic
     if index >= size:
         raise InvalidInput("index must be below size.", field="index", code="out_of_range")
     ids = tlog.inclusion_proof_nodes(index, size)
-    nodes = _nodes(hash_list, [*ids, (0, index)])
+    nodes = tree_nodes(hash_list.pk, [*ids, (0, index)])
     proof = tlog.inclusion_proof(index, size, nodes)
     return {
         "index": index,
@@ -198,3 +177,41 @@ def feedback_current(*, partner: Partner, hash_ids: Iterable[int]) -> dict[int, 
     if not ids:
         return {}
     return {f.hash_id: f for f in Feedback.objects.filter(partner=partner, hash_id__in=ids)}
+
+
+def hash_partner_counts(*, hash_list: HashList, hash_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Per hash: (partners that received it, partners that confirmed blocking it).
+
+    Counts only, never which partners. A partner received a hash when it pulled
+    or was pushed past the hash's newest ``add`` entry. Constant query count.
+    """
+    from django.db.models import Count, Max
+
+    from exchange.models import Delivery, Feedback, FeedbackOutcome, PartnerListState
+
+    add_index = dict(
+        LogEntry.objects.filter(hash_list=hash_list, hash_id__in=hash_ids, op=LogEntry.Op.ADD)
+        .values("hash_id")
+        .annotate(newest=Max("index"))
+        .values_list("hash_id", "newest")
+    )
+    positions: dict[int, int] = {}
+    for partner_id, position in [
+        *PartnerListState.objects.filter(hash_list=hash_list).values_list(
+            "partner_id", "last_fetch_position"
+        ),
+        *Delivery.objects.filter(hash_list=hash_list).values_list("partner_id", "acked_position"),
+    ]:
+        positions[partner_id] = max(position, positions.get(partner_id, 0))
+    blocked = dict(
+        Feedback.objects.filter(hash_id__in=hash_ids, outcome=FeedbackOutcome.BLOCKED)
+        .values("hash_id")
+        .annotate(n=Count("partner", distinct=True))
+        .values_list("hash_id", "n")
+    )
+    counts = {}
+    for hash_id in hash_ids:
+        index = add_index.get(hash_id)
+        received = 0 if index is None else sum(1 for p in positions.values() if p > index)
+        counts[hash_id] = (received, blocked.get(hash_id, 0))
+    return counts

@@ -1,1 +1,10 @@
-urlpatterns: list = []
+"""The StopNCII-compatible API, mounted at ``/stopncii/v1/`` (DESIGN.md section 5)."""
+
+from django.urls import path
+
+from exchange import stopncii
+
+urlpatterns = [
+    path("FetchHashes", stopncii.FetchHashesApi.as_view(), name="stopncii-fetch-hashes"),
+    path("SubmitFeedback", stopncii.SubmitFeedbackApi.as_view(), name="stopncii-submit-feedback"),
+]

@@ -17,4 +17,5 @@ urlpatterns = [
         api.InclusionProofApi.as_view(),
         name="exchange-inclusion",
     ),
+    path("feedback", api.FeedbackApi.as_view(), name="exchange-feedback"),
 ]

@@ -16,11 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
+from django.dispatch import Signal
 
 from hashbank import tlog
 from hashbank.keyring import SigningKey
 from hashbank.models import HashList, LogEntry, TreeNode
+
+
+# Sent after the transaction that appended to a list commits (kwarg: hash_list_id).
+# Push delivery listens; the bank does not depend on who does.
+log_appended = Signal()
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ def log_append(*, hash_list: HashList, entries: Sequence[PendingEntry], timestam
     hash_list.tree_edge = edge.to_json()
     hash_list.log_last_timestamp = timestamp
     hash_list.save(update_fields=["log_size", "tree_edge", "log_last_timestamp"])
+    list_id = hash_list.pk
+    transaction.on_commit(lambda: log_appended.send(sender=HashList, hash_list_id=list_id))
     return first
 
 
@@ -153,3 +161,40 @@ def current_checkpoint(*, slug: str, size: int, tree_edge: dict) -> str:
     if edge.size != size:
         raise RuntimeError(f"list {slug}: stored tree edge does not match the log size")
     return _signed(slug, size, edge.root(), tuple(settings.HASHBANK_SIGNING_KEYS))
+
+
+def tree_nodes(hash_list_id: int, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Stored perfect-subtree hashes for these (level, idx) ids: leaves and inner nodes."""
+    from django.db.models import Q
+
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = [idx for level, idx in ids if level == 0]
+    inner = [(level, idx) for level, idx in ids if level > 0]
+    if leaves:
+        for index, digest in LogEntry.objects.filter(
+            hash_list_id=hash_list_id, index__in=leaves
+        ).values_list("index", "leaf_hash"):
+            found[(0, index)] = bytes(digest)
+    if inner:
+        condition = Q()
+        for level, idx in inner:
+            condition |= Q(level=level, idx=idx)
+        for level, idx, digest in TreeNode.objects.filter(
+            condition, hash_list_id=hash_list_id
+        ).values_list("level", "idx", "hash"):
+            found[(level, idx)] = bytes(digest)
+    return found
+
+
+def checkpoint_at(*, hash_list: HashList, size: int) -> str:
+    """A signed checkpoint for the tree as it was at ``size`` (<= the current size).
+
+    Lets a push batch carry a checkpoint that covers exactly its entries, so a
+    retried batch is byte-for-byte the same message.
+    """
+    if size > hash_list.log_size:
+        raise ValueError("size is beyond the log")
+    edge = tlog.RightEdge.from_nodes(
+        size, tree_nodes(hash_list.pk, tlog.right_edge_node_ids(size))
+    )
+    return _signed(hash_list.slug, size, edge.root(), tuple(settings.HASHBANK_SIGNING_KEYS))

@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.benchlib import (
     REPO,
-    fresh_database,
     free_port,
+    fresh_database,
     gunicorn,
     manage,
     percentile,

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import psycopg
 
+from hashbank.keyring import new_keyring
+
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
@@ -47,6 +49,8 @@ def production_env(database_url: str, var_dir: Path, **extra: str) -> dict[str, 
         CACHE_URL=f"{REDIS_URL}/1",
         SECRET_KEY=secrets.token_urlsafe(48),
         HASHBANK_CASE_KEY=secrets.token_urlsafe(48),
+        HASHBANK_ENCRYPTION_KEY=secrets.token_urlsafe(48),
+        HASHBANK_SIGNING_KEY=new_keyring(),
         HASHBANK_VAR_DIR=str(var_dir),
         BANK_ORIGIN="bench.hashbank.test",
         ALLOWED_HOSTS="127.0.0.1,localhost",

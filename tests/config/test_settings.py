@@ -55,6 +55,7 @@ def production_settings(secrets_dir: Path | None = None) -> dict[str, str]:
     secrets = {
         "SECRET_KEY": "k3Jd9-production-secret-key-" + "Zx7qP2mW" * 6,
         "HASHBANK_CASE_KEY": "case-key-" + "R8tY2uI9oP0aS3dF" * 3,
+        "HASHBANK_ENCRYPTION_KEY": "encryption-key-" + "Q2w3E4r5T6y7U8i9" * 3,
         "EMAIL_HOST_PASSWORD": "smtp password",
         # A fixed Ed25519 seed, test-only: "<status> <base64 32-byte seed>".
         "HASHBANK_SIGNING_KEY": "active " + base64.b64encode(b"\x07" * 32).decode(),

@@ -1,0 +1,361 @@
+"""Push delivery: what each partner is owed, and sending it.
+
+The outbox is the log itself: a partner with a webhook is owed every entry of
+each list it may read from its ``Delivery.acked_position`` on. Nothing about
+what is owed lives in the broker, so a lost task, a dead worker or a broker
+outage only delays delivery; ``deliveries_sweep`` (Celery beat) finds whoever
+is behind and queues them again.
+
+Guarantees: per partner and list, batches go out in log order, one at a time
+(a lease taken with a conditional UPDATE), and a batch keeps its
+``webhook-id`` and exact body across retries, so a partner that de-duplicates
+by ``webhook-id`` (as Standard Webhooks asks) applies every entry exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from datetime import timedelta
+
+import requests
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from exchange import secret_box, webhook_signing
+from exchange.models import Delivery, Partner
+from exchange.selectors import entry_json_text, partner_lists
+from hashbank.errors import InvalidInput
+from hashbank.log import checkpoint_at
+from hashbank.models import HashList
+
+logger = logging.getLogger(__name__)
+
+PREVIOUS_SECRET_GRACE = timedelta(hours=24)
+
+
+def webhook_secret_issue(*, partner: Partner) -> str:
+    """Give the partner a new ``whsec_`` secret, returned once.
+
+    The old one keeps co-signing for a grace period, so the partner can switch
+    without losing a message.
+    """
+    secret = webhook_signing.new_secret()
+    with transaction.atomic():
+        locked = Partner.objects.select_for_update().get(pk=partner.pk)
+        if locked.webhook_secret_sealed:
+            locked.webhook_previous_sealed = _reseal(locked.webhook_secret_sealed, locked.pk)
+            locked.webhook_previous_until = timezone.now() + PREVIOUS_SECRET_GRACE
+        locked.webhook_secret_sealed = secret_box.seal(secret, purpose=f"webhook:{locked.pk}")
+        locked.save(
+            update_fields=[
+                "webhook_secret_sealed",
+                "webhook_previous_sealed",
+                "webhook_previous_until",
+            ]
+        )
+    partner.webhook_secret_sealed = locked.webhook_secret_sealed
+    return secret
+
+
+def _reseal(sealed: str, partner_id: int) -> str:
+    return secret_box.seal(
+        secret_box.unseal(sealed, purpose=f"webhook:{partner_id}"),
+        purpose=f"webhook-previous:{partner_id}",
+    )
+
+
+def webhook_url_check(url: str) -> str:
+    """A webhook URL must be absolute http(s); plain http only where allowed (development)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidInput("The webhook URL must be an absolute https:// URL.", field="webhook_url")
+    if parts.scheme == "http" and not settings.HASHBANK_WEBHOOK_ALLOW_HTTP:
+        raise InvalidInput("The webhook URL must use https.", field="webhook_url")
+    return url
+
+
+def partner_webhook_set(*, partner: Partner, url: str, start_at_end: bool = False) -> str:
+    """Point the partner's pushes at ``url`` with a fresh secret (returned once).
+
+    Delivery starts from the beginning of each list the partner may read, so
+    push alone gives a complete copy; ``start_at_end`` skips the history for a
+    partner that already pulled it.
+    """
+    webhook_url_check(url)
+    partner.webhook_url = url
+    partner.save(update_fields=["webhook_url"])
+    secret = webhook_secret_issue(partner=partner)
+    deliveries_ensure()
+    if start_at_end:
+        for fresh in Delivery.objects.filter(partner=partner, acked_position=0).select_related(
+            "hash_list"
+        ):
+            Delivery.objects.filter(pk=fresh.pk).update(acked_position=fresh.hash_list.log_size)
+    return secret
+
+
+def webhook_secrets(partner: Partner) -> list[str]:
+    """Secrets to sign with now: the current one, and the previous during its grace period."""
+    found = []
+    if partner.webhook_secret_sealed:
+        found.append(
+            secret_box.unseal(partner.webhook_secret_sealed, purpose=f"webhook:{partner.pk}")
+        )
+    if (
+        partner.webhook_previous_sealed
+        and partner.webhook_previous_until
+        and (partner.webhook_previous_until > timezone.now())
+    ):
+        found.append(
+            secret_box.unseal(
+                partner.webhook_previous_sealed, purpose=f"webhook-previous:{partner.pk}"
+            )
+        )
+    return found
+
+
+def deliveries_ensure(*, hash_list_id: int | None = None) -> list[int]:
+    """Make sure every webhook partner has a Delivery for each list it may read.
+
+    Returns the ids of the deliveries (of that list, if given).
+    """
+    partners = (
+        Partner.objects.filter(active=True)
+        .exclude(webhook_url="")
+        .exclude(webhook_secret_sealed="")
+    )
+    ids: list[int] = []
+    for partner in partners:
+        for hash_list in partner_lists(partner=partner):
+            if hash_list_id is not None and hash_list.pk != hash_list_id:
+                continue
+            delivery, _ = Delivery.objects.get_or_create(partner=partner, hash_list=hash_list)
+            ids.append(delivery.pk)
+    return ids
+
+
+def deliveries_kick(*, hash_list_id: int) -> None:
+    """Queue a delivery task for every webhook partner of this list (after commit).
+
+    If the broker is unreachable nothing is lost: the sweep queues them later.
+    """
+    from exchange.tasks import deliver
+
+    # Deliveries are created when partners, grants or webhooks change (and by
+    # the sweep); here, one indexed query keeps publishing cheap.
+    ids = Delivery.objects.filter(
+        hash_list_id=hash_list_id, partner__active=True, next_attempt_at__isnull=True
+    ).values_list("pk", flat=True)
+    for delivery_id in ids:
+        try:
+            deliver.delay(delivery_id)
+        except Exception as exc:
+            logger.warning("could not queue delivery %s (%s); the sweep will", delivery_id, exc)
+            return
+
+
+def deliveries_sweep() -> int:
+    """Queue every delivery that is behind, due and not being delivered. Returns how many."""
+    from exchange.tasks import deliver
+
+    deliveries_ensure()
+    now = timezone.now()
+    due = (
+        Delivery.objects.filter(partner__active=True, acked_position__lt=F("hash_list__log_size"))
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .exclude(partner__webhook_url="")
+        .values_list("pk", flat=True)
+    )
+    count = 0
+    for delivery_id in due:
+        deliver.delay(delivery_id)
+        count += 1
+    return count
+
+
+def backoff_seconds(failures: int) -> float:
+    """Exponential backoff with jitter, capped: base * 2^(n-1), scaled by 0.5-1.0."""
+    base = settings.HASHBANK_WEBHOOK_BACKOFF_BASE_S
+    cap = settings.HASHBANK_WEBHOOK_BACKOFF_CAP_S
+    ceiling = min(cap, base * 2 ** max(0, failures - 1))
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+def _claim(delivery_id: int) -> Delivery | None:
+    """Take the lease: exactly one worker may deliver a partner's list at a time."""
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.HASHBANK_WEBHOOK_LEASE_S)
+    claimed = (
+        Delivery.objects.filter(pk=delivery_id)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(lease_until=lease)
+    )
+    if not claimed:
+        return None
+    return Delivery.objects.select_related("partner", "hash_list").get(pk=delivery_id)
+
+
+def _batch_body(delivery: Delivery, hash_list: HashList, start: int, end: int) -> bytes:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'SELECT "index", leaf, leaf_hash, redacted FROM hashbank_logentry '
+            'WHERE hash_list_id = %s AND "index" >= %s AND "index" < %s ORDER BY "index"',
+            [hash_list.pk, start, end],
+        )
+        entries = [
+            entry_json_text(index, bytes(leaf), bytes(digest), bool(redacted))
+            for index, leaf, digest, redacted in cursor.fetchall()
+        ]
+    checkpoint = checkpoint_at(hash_list=hash_list, size=end)
+    return (
+        f'{{"type":"entries","list":{json.dumps(hash_list.slug)},'
+        f'"checkpoint":{json.dumps(checkpoint)},"entries":[{",".join(entries)}]}}'
+    ).encode()
+
+
+def delivery_run(*, delivery_id: int, max_batches: int = 50) -> str:
+    """Deliver what this partner is owed on this list, batch by batch, in order.
+
+    Returns what happened: ``busy`` (another worker holds it, or a retry is not
+    due), ``done`` (caught up), ``more`` (stopped after ``max_batches``; queue
+    again) or ``failed`` (a retry is scheduled).
+    """
+    delivery = _claim(delivery_id)
+    if delivery is None:
+        return "busy"
+    partner, hash_list = delivery.partner, delivery.hash_list
+    mine = Delivery.objects.filter(pk=delivery.pk, lease_until=delivery.lease_until)
+    for _ in range(max_batches):
+        hash_list.refresh_from_db(fields=["log_size", "tree_edge", "log_last_timestamp"])
+        if delivery.acked_position >= hash_list.log_size or not partner.active:
+            mine.update(lease_until=None)
+            return "done"
+        # Renew the lease before each request, so it outlasts the request (LEASE_S >
+        # TIMEOUT_S) however many batches this run sends: were it to lapse, another
+        # worker could send the same batch at the same time.
+        lease = timezone.now() + timedelta(seconds=settings.HASHBANK_WEBHOOK_LEASE_S)
+        if not mine.update(lease_until=lease):
+            return "busy"  # it lapsed already and another worker took over
+        mine = Delivery.objects.filter(pk=delivery.pk, lease_until=lease)
+        if delivery.batch_start != delivery.acked_position or delivery.batch_end is None:
+            # A new batch: its range and id stay fixed until it is acknowledged.
+            start = delivery.acked_position
+            end = min(start + settings.HASHBANK_WEBHOOK_BATCH, hash_list.log_size)
+            webhook_id = f"msg_{partner.pk}_{hash_list.slug}_{start}_{end}"
+            mine.update(batch_start=start, batch_end=end, webhook_id=webhook_id, attempts=0)
+            delivery.batch_start, delivery.batch_end, delivery.webhook_id = start, end, webhook_id
+            delivery.attempts = 0
+        start, end = delivery.batch_start, delivery.batch_end
+        body = _batch_body(delivery, hash_list, start, end)
+        error = _post(partner, delivery.webhook_id, body)
+        now = timezone.now()
+        if error is None:
+            updated = mine.update(
+                acked_position=end,
+                batch_start=None,
+                batch_end=None,
+                webhook_id="",
+                attempts=0,
+                consecutive_failures=0,
+                degraded=False,
+                next_attempt_at=None,
+                last_success_at=now,
+            )
+            if not updated:
+                return "busy"  # our lease expired and another worker took over
+            delivery.acked_position, delivery.batch_end = end, None
+            delivery.consecutive_failures = 0
+            continue
+        failures = delivery.consecutive_failures + 1
+        wait = backoff_seconds(failures)
+        mine.update(
+            attempts=F("attempts") + 1,
+            consecutive_failures=failures,
+            degraded=failures >= settings.HASHBANK_WEBHOOK_DEGRADED_AFTER,
+            last_error=error[:2000],
+            last_error_at=now,
+            next_attempt_at=now + timedelta(seconds=wait),
+            lease_until=None,
+        )
+        _schedule_retry(delivery.pk, wait)
+        return "failed"
+    mine.update(lease_until=None)
+    return "more"
+
+
+def _post(partner: Partner, webhook_id: str, body: bytes) -> str | None:
+    """POST one signed batch; None on a 2xx reply, else a short description of the error."""
+    url = partner.webhook_url
+    if url.startswith("http://") and not settings.HASHBANK_WEBHOOK_ALLOW_HTTP:
+        return "webhook URL must use https"
+    try:
+        secrets_ = webhook_secrets(partner)
+    except ValueError as exc:
+        return f"webhook secret unusable: {exc}"
+    if not secrets_:
+        return "partner has no webhook secret"
+    headers = webhook_signing.sign_headers(secrets_, webhook_id, int(time.time()), body)
+    headers["Content-Type"] = "application/json"
+    headers["User-Agent"] = "hashbank-webhooks/1"
+    try:
+        response = requests.post(
+            url,
+            data=body,
+            headers=headers,
+            timeout=settings.HASHBANK_WEBHOOK_TIMEOUT_S,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    if 200 <= response.status_code < 300:
+        return None
+    return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def _schedule_retry(delivery_id: int, wait: float) -> None:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return  # in-process mode: the next publish or sweep retries
+    from exchange.tasks import deliver
+
+    try:
+        deliver.apply_async((delivery_id,), countdown=wait)
+    except Exception as exc:
+        logger.warning("could not schedule retry of delivery %s (%s)", delivery_id, exc)
+
+
+def delivery_lag(delivery: Delivery) -> tuple[int, float]:
+    """(entries not yet acknowledged, age in seconds of the oldest of them)."""
+    from hashbank.models import LogEntry
+
+    entries = max(0, delivery.hash_list.log_size - delivery.acked_position)
+    if not entries:
+        return 0, 0.0
+    oldest = (
+        LogEntry.objects.filter(hash_list=delivery.hash_list, index=delivery.acked_position)
+        .values_list("timestamp", flat=True)
+        .first()
+    )
+    return entries, max(0.0, time.time() - oldest) if oldest else 0.0
+
+
+def delivery_redeliver_from(*, delivery: Delivery, index: int) -> None:
+    """Operators: send everything again from ``index`` (e.g. after a partner lost data)."""
+    if index < 0 or index > delivery.hash_list.log_size:
+        raise ValueError("index out of range")
+    Delivery.objects.filter(pk=delivery.pk).update(
+        acked_position=index,
+        batch_start=None,
+        batch_end=None,
+        webhook_id="",
+        attempts=0,
+        next_attempt_at=None,
+    )

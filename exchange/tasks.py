@@ -1,0 +1,20 @@
+"""Celery tasks: thin wrappers that take ids and call services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from exchange import delivery
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver(delivery_id: int) -> str:
+    outcome = delivery.delivery_run(delivery_id=delivery_id)
+    if outcome == "more":
+        deliver.delay(delivery_id)
+    return outcome
+
+
+@shared_task(ignore_result=True)
+def deliveries_sweep() -> int:
+    return delivery.deliveries_sweep()

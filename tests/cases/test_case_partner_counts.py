@@ -1,0 +1,64 @@
+"""Case status shows how many partners received each hash and confirmed blocking it,
+never which ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from exchange.models import Delivery
+from exchange.services import FeedbackItem, feedback_submit
+from tests.conftest import md5, pdq
+
+pytestmark = pytest.mark.django_db
+
+
+def status(api, created):
+    response = api.post(
+        "/api/v1/cases/status",
+        {"case_number": created.case_number, "pin": created.pin},
+        format="json",
+    )
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_counts_partners_that_pulled_were_pushed_and_confirmed_blocking(
+    api, make_case, make_partner, partner_api
+):
+    created = make_case(pdq("counted"), md5("later"))
+    assert [
+        (h["partners_received"], h["partners_blocked"]) for h in status(api, created)["hashes"]
+    ] == [
+        (0, 0),
+        (0, 0),
+    ]
+    # One partner pulls only the first entry, another pulls both.
+    partner_api("adult").get("/exchange/v1/lists/adult/entries?start=0&limit=1")
+    partner_api("adult").get("/exchange/v1/lists/adult/entries?start=0&limit=2")
+    # A third was pushed both entries.
+    pushed, _ = make_partner(("adult",))
+    Delivery.objects.create(partner=pushed, hash_list=created.case.hash_list, acked_position=2)
+    # A partner of the minor list only does not count.
+    partner_api("minor").get("/exchange/v1/lists/minor/entries")
+    feedback_submit(
+        partner=pushed,
+        items=[FeedbackItem("adult", "pdq", pdq("counted")["value"], "blocked")],
+        via="native",
+    )
+    body = status(api, created)
+    assert [(h["partners_received"], h["partners_blocked"]) for h in body["hashes"]] == [
+        (3, 1),
+        (2, 0),
+    ]
+    assert "Platform" not in str(body)  # no partner names
+
+
+def test_not_blocked_feedback_is_not_counted_as_blocked(api, make_case, make_partner):
+    created = make_case(pdq("nb"))
+    partner, _ = make_partner(("adult",))
+    feedback_submit(
+        partner=partner,
+        items=[FeedbackItem("adult", "pdq", pdq("nb")["value"], "not_blocked")],
+        via="native",
+    )
+    assert status(api, created)["hashes"][0]["partners_blocked"] == 0

@@ -1,0 +1,245 @@
+"""Push delivery, run in-process: signing, order, batching, failures and resumption.
+
+The failure modes that need a live worker and broker are in test_push_celery.py.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from django.utils import timezone
+
+from cases.services import case_withdraw
+from exchange import webhook_signing
+from exchange.delivery import (
+    backoff_seconds,
+    deliveries_sweep,
+    delivery_redeliver_from,
+    delivery_run,
+    partner_webhook_set,
+    webhook_secret_issue,
+)
+from exchange.models import Delivery
+from hashbank import tlog
+from hashbank.errors import InvalidInput
+from tests.conftest import md5, pdq
+from tests.exchange.receiver import Receiver, serve
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def in_process_tasks(settings):
+    """Tasks run inline here, whatever broker CI configures."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def make_case(make_case, django_capture_on_commit_callbacks):
+    """Create cases and run what their commit triggers (the delivery kick)."""
+
+    def make(*args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return make_case(*args, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    with serve(r) as url:
+        r.url = url
+        yield r
+
+
+@pytest.fixture
+def hooked(make_partner, receiver, settings):
+    settings.HASHBANK_WEBHOOK_BATCH = 3
+    partner, secrets = make_partner(("adult",), webhook_url=receiver.url)
+    receiver.secret = secrets["webhook_secret"]
+    return partner
+
+
+def test_new_entries_are_pushed_signed_in_order_and_verifiable(hooked, receiver, make_case):
+    make_case(pdq("a"), md5("b"))
+    make_case(pdq("c"), pdq("d"), pdq("e"))
+    assert receiver.indexes == [0, 1, 2, 3, 4]
+    assert receiver.bad_signatures == 0
+    # Each batch holds at most 3 entries and carries a checkpoint covering exactly it.
+    assert all(len(b["entries"]) <= 3 for b in receiver.bodies)
+    body = receiver.bodies[-1]
+    assert body["type"] == "entries" and body["list"] == "adult"
+    from hashbank.log import list_verifiers
+
+    verifier = tlog.parse_vkey(list_verifiers("adult")[0][0])
+    cp = tlog.parse_checkpoint(tlog.open_note(body["checkpoint"], [verifier]).text)
+    assert cp.size == body["entries"][-1]["index"] + 1
+    leaves = [tlog.leaf_hash(base64.b64decode(e["leaf"])) for e in receiver.entries]
+    assert tlog.root_from_leaf_hashes(leaves[: cp.size]) == cp.root
+    delivery = Delivery.objects.get()
+    assert delivery.acked_position == 5 and delivery.last_success_at is not None
+
+
+def test_withdrawals_are_pushed_as_removes(
+    hooked, receiver, make_case, django_capture_on_commit_callbacks
+):
+    created = make_case(pdq("w"))
+    with django_capture_on_commit_callbacks(execute=True):
+        case_withdraw(case=created.case)
+    assert [e["op"] for e in receiver.entries] == ["add", "remove"]
+    assert receiver.entries[1]["removes"] == 0
+
+
+def test_a_failing_endpoint_is_retried_with_backoff_then_marked_degraded(
+    hooked, receiver, make_case, settings
+):
+    settings.HASHBANK_WEBHOOK_DEGRADED_AFTER = 2
+    receiver.fail_next = 3
+    make_case(pdq("f"))
+    delivery = Delivery.objects.get()
+    assert delivery.consecutive_failures == 1 and "HTTP 500" in delivery.last_error
+    assert delivery.next_attempt_at > timezone.now()
+    first_id = delivery.webhook_id
+    # Not due yet: the run does nothing.
+    assert delivery_run(delivery_id=delivery.pk) == "busy"
+    for expected_failures in (2, 3):
+        Delivery.objects.update(next_attempt_at=timezone.now())
+        assert delivery_run(delivery_id=delivery.pk) == "failed"
+        delivery.refresh_from_db()
+        assert delivery.consecutive_failures == expected_failures
+        assert delivery.degraded
+        assert delivery.webhook_id == first_id  # same message, same id
+    Delivery.objects.update(next_attempt_at=timezone.now())
+    assert delivery_run(delivery_id=delivery.pk) == "done"
+    delivery.refresh_from_db()
+    assert not delivery.degraded and delivery.consecutive_failures == 0
+    assert receiver.indexes == [0]
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_the_cap(settings):
+    settings.HASHBANK_WEBHOOK_BACKOFF_BASE_S = 2
+    settings.HASHBANK_WEBHOOK_BACKOFF_CAP_S = 60
+    for failures, ceiling in [(1, 2), (2, 4), (3, 8), (6, 60), (30, 60)]:
+        waits = [backoff_seconds(failures) for _ in range(200)]
+        assert all(ceiling / 2 <= w <= ceiling for w in waits)
+        assert len({round(w, 6) for w in waits}) > 100  # jittered
+
+
+def test_a_delivery_held_by_another_worker_is_not_sent_twice(hooked, receiver, make_case, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    receiver.fail_next = 1
+    make_case(pdq("lease"))
+    delivery = Delivery.objects.get()
+    Delivery.objects.update(
+        next_attempt_at=None, lease_until=timezone.now() + timezone.timedelta(seconds=60)
+    )
+    assert delivery_run(delivery_id=delivery.pk) == "busy"
+    assert receiver.requests == 1
+
+
+def test_the_sweep_finds_partners_that_are_behind(hooked, receiver, make_case, monkeypatch):
+    from exchange import tasks
+
+    monkeypatch.setattr(tasks.deliver, "delay", lambda *a: None)  # lose every kick
+    make_case(pdq("lost"))
+    assert receiver.indexes == []
+    monkeypatch.undo()
+    assert deliveries_sweep() == 1
+    assert receiver.indexes == [0]
+
+
+def test_redeliver_from_an_index_sends_those_entries_again(hooked, receiver, make_case):
+    make_case(pdq("r1"), pdq("r2"))
+    delivery = Delivery.objects.get()
+    delivery_redeliver_from(delivery=delivery, index=1)
+    receiver.seen_ids.clear()
+    assert delivery_run(delivery_id=delivery.pk) == "done"
+    assert receiver.indexes == [0, 1, 1]
+    with pytest.raises(ValueError):
+        delivery_redeliver_from(delivery=delivery, index=99)
+
+
+def test_a_partner_that_may_not_read_minor_gets_no_minor_entries(hooked, receiver, make_case):
+    make_case(pdq("m"), minor=True)
+    assert receiver.indexes == []
+    assert not Delivery.objects.filter(hash_list__slug="minor").exists()
+
+
+def test_during_secret_rotation_both_secrets_sign(hooked, receiver, make_case):
+    old = receiver.secret
+    new = webhook_secret_issue(partner=hooked)
+    make_case(pdq("rot"))
+    assert receiver.bad_signatures == 0  # verified with the old secret
+    receiver.secret = new
+    make_case(pdq("rot2"))
+    assert receiver.bad_signatures == 0  # and with the new one
+    assert old != new
+
+
+def test_webhook_urls_must_be_https_in_production(make_partner, settings):
+    settings.HASHBANK_WEBHOOK_ALLOW_HTTP = False
+    partner, _ = make_partner(("adult",))
+    with pytest.raises(InvalidInput):
+        partner_webhook_set(partner=partner, url="http://partner.example/hook")
+    with pytest.raises(InvalidInput):
+        partner_webhook_set(partner=partner, url="ftp://partner.example/hook")
+    assert partner_webhook_set(partner=partner, url="https://partner.example/hook").startswith(
+        "whsec_"
+    )
+
+
+def test_signatures_match_the_standard_webhooks_package():
+    from standardwebhooks.webhooks import Webhook
+
+    secret = webhook_signing.new_secret()
+    import time
+
+    headers = webhook_signing.sign_headers([secret], "msg_1", int(time.time()), b'{"a":1}')
+    assert Webhook(secret).verify(b'{"a":1}', headers) == {"a": 1}
+    webhook_signing.verify(secret, headers, b'{"a":1}', now=int(time.time()))
+    with pytest.raises(webhook_signing.WebhookSignatureError):
+        webhook_signing.verify(secret, headers, b'{"a":2}', now=int(time.time()))
+    with pytest.raises(webhook_signing.WebhookSignatureError):
+        webhook_signing.verify(secret, headers, b'{"a":1}', now=int(time.time()) + 3600)
+
+
+def test_the_webhook_secret_is_stored_sealed(hooked, receiver):
+    hooked.refresh_from_db()
+    assert receiver.secret not in hooked.webhook_secret_sealed
+    assert receiver.secret.removeprefix("whsec_") not in hooked.webhook_secret_sealed
+
+
+def test_admin_shows_lag_and_errors_and_redelivers_from_an_index(
+    hooked, receiver, make_case, client, django_user_model
+):
+    receiver.fail_next = 1
+    make_case(pdq("adm1"), pdq("adm2"))
+    admin = django_user_model.objects.create_superuser("op", "op@example.org", "long-password-1")
+    client.force_login(admin)
+    page = client.get(f"/admin/exchange/partner/{hooked.pk}/change/").content.decode()
+    assert "2 entries" in page and "HTTP 500" in page
+    listing = client.get("/admin/exchange/delivery/").content.decode()
+    assert "HTTP 500" in listing
+    delivery = Delivery.objects.get()
+    Delivery.objects.update(next_attempt_at=None, consecutive_failures=0)
+    delivery_run(delivery_id=delivery.pk)
+    assert Delivery.objects.get().acked_position == 2
+    form = client.post(
+        "/admin/exchange/delivery/",
+        {"action": "redeliver_from_index", "_selected_action": [delivery.pk]},
+    )
+    assert form.status_code == 200 and b"Redeliver" in form.content
+    client.post(
+        "/admin/exchange/delivery/",
+        {"action": "redeliver_from_index", "_selected_action": [delivery.pk], "apply": "1",
+         "index": "1"},
+    )  # fmt: skip
+    assert Delivery.objects.get().acked_position == 1

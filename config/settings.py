@@ -251,14 +251,21 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Partner credentials and grants are cached per process this long: revoking a
+# credential or a grant takes effect everywhere within this many seconds.
+HASHBANK_AUTH_CACHE_S = envint("HASHBANK_AUTH_CACHE_S", 5, minimum=0)
+
 # Push delivery (webhooks).
 HASHBANK_WEBHOOK_BATCH = envint("HASHBANK_WEBHOOK_BATCH", 500, minimum=1)
 HASHBANK_WEBHOOK_TIMEOUT_S = envint("HASHBANK_WEBHOOK_TIMEOUT_S", 10, minimum=1)
 HASHBANK_WEBHOOK_LEASE_S = envint("HASHBANK_WEBHOOK_LEASE_S", 60, minimum=1)
 HASHBANK_WEBHOOK_BACKOFF_BASE_S = envint("HASHBANK_WEBHOOK_BACKOFF_BASE_S", 2, minimum=1)
-HASHBANK_WEBHOOK_BACKOFF_CAP_S = envint("HASHBANK_WEBHOOK_BACKOFF_CAP_S", 600, minimum=1)
+HASHBANK_WEBHOOK_BACKOFF_CAP_S = envint("HASHBANK_WEBHOOK_BACKOFF_CAP_S", 300, minimum=1)
 HASHBANK_WEBHOOK_DEGRADED_AFTER = envint("HASHBANK_WEBHOOK_DEGRADED_AFTER", 5, minimum=1)
 HASHBANK_WEBHOOK_ALLOW_HTTP = envbool("HASHBANK_WEBHOOK_ALLOW_HTTP", DEBUG)
+if HASHBANK_WEBHOOK_LEASE_S <= HASHBANK_WEBHOOK_TIMEOUT_S:
+    # A lease that could expire during a request would let two workers send at once.
+    raise ImproperlyConfigured("HASHBANK_WEBHOOK_LEASE_S must be larger than HASHBANK_WEBHOOK_TIMEOUT_S")
 
 # Email is used once per case to send the case number, and never stored.
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "hashbank.mail.RedactingConsoleBackend")

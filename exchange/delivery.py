@@ -149,10 +149,17 @@ def deliveries_kick(*, hash_list_id: int) -> None:
     from exchange.tasks import deliver
 
     # Deliveries are created when partners, grants or webhooks change (and by
-    # the sweep); here, one indexed query keeps publishing cheap.
-    ids = Delivery.objects.filter(
-        hash_list_id=hash_list_id, partner__active=True, next_attempt_at__isnull=True
-    ).values_list("pk", flat=True)
+    # the sweep); here, one indexed query keeps publishing cheap. A delivery
+    # whose lease is held is skipped: its worker re-reads the log after
+    # releasing the lease (see delivery_run), so it cannot miss these entries.
+    now = timezone.now()
+    ids = (
+        Delivery.objects.filter(
+            hash_list_id=hash_list_id, partner__active=True, next_attempt_at__isnull=True
+        )
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .values_list("pk", flat=True)
+    )
     for delivery_id in ids:
         try:
             deliver.delay(delivery_id)
@@ -229,6 +236,23 @@ def delivery_run(*, delivery_id: int, max_batches: int = 50) -> str:
     due), ``done`` (caught up), ``more`` (stopped after ``max_batches``; queue
     again) or ``failed`` (a retry is scheduled).
     """
+    outcome = "busy"
+    while True:
+        outcome = _deliver_leased(delivery_id, max_batches)
+        if outcome != "done":
+            return outcome
+        # Publishers skip a leased delivery, so after releasing the lease look
+        # once more: entries committed meanwhile are ours to send.
+        acked, size = (
+            Delivery.objects.filter(pk=delivery_id)
+            .values_list("acked_position", "hash_list__log_size")
+            .get()
+        )
+        if acked >= size:
+            return outcome
+
+
+def _deliver_leased(delivery_id: int, max_batches: int) -> str:
     delivery = _claim(delivery_id)
     if delivery is None:
         return "busy"

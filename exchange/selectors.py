@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Q, QuerySet
 
@@ -28,12 +30,33 @@ def partner_lists(*, partner: Partner) -> QuerySet[HashList]:
     ).distinct()
 
 
+_grant_cache: dict[tuple[int, str], tuple[float, int]] = {}
+
+
 def partner_list_get(*, partner: Partner, slug: str) -> HashList:
-    """The list, or NotFound whether it doesn't exist or isn't granted (indistinguishable)."""
+    """The list, or NotFound whether it doesn't exist or isn't granted (indistinguishable).
+
+    Grants are cached per process like credentials (HASHBANK_AUTH_CACHE_S); the
+    list row itself is always read fresh.
+    """
+    key = (partner.pk, slug)
+    ttl = settings.HASHBANK_AUTH_CACHE_S
+    hit = _grant_cache.get(key) if ttl else None
+    if hit is not None and hit[0] > time.monotonic():
+        return HashList.objects.get(pk=hit[1])
     hash_list = partner_lists(partner=partner).filter(slug=slug).first()
     if hash_list is None:
+        _grant_cache.pop(key, None)
         raise NotFound("No such list.", field="slug")
+    if ttl:
+        if len(_grant_cache) > 10_000:
+            _grant_cache.clear()
+        _grant_cache[key] = (time.monotonic() + ttl, hash_list.pk)
     return hash_list
+
+
+def grant_cache_clear() -> None:
+    _grant_cache.clear()
 
 
 def _b64(data: bytes | memoryview) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -123,21 +125,46 @@ def partner_create(
     return partner, secrets_
 
 
+_auth_cache: dict[tuple[str, tuple[str, ...]], tuple[float, Partner, Credential]] = {}
+
+
 def partner_authenticate(*, secret: str, kinds: Iterable[str]) -> tuple[Partner, Credential] | None:
-    """The active partner holding this unrevoked credential of one of ``kinds``, if any."""
+    """The active partner holding this unrevoked credential of one of ``kinds``, if any.
+
+    Successful lookups are cached per process for HASHBANK_AUTH_CACHE_S seconds
+    (feeds are polled hard), so a revocation or deactivation takes effect
+    within that time everywhere.
+    """
     if not secret or len(secret) > 256:
         return None
+    kinds = tuple(sorted(kinds))
+    key = (credential_digest(secret), kinds)
+    ttl = settings.HASHBANK_AUTH_CACHE_S
+    if ttl:
+        hit = _auth_cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1], hit[2]
     credential = (
         Credential.objects.select_related("partner")
-        .filter(digest=credential_digest(secret), kind__in=list(kinds), revoked_at__isnull=True)
+        .filter(digest=key[0], kind__in=kinds, revoked_at__isnull=True)
         .first()
     )
     if credential is None or not credential.partner.active:
+        _auth_cache.pop(key, None)
         return None
     now = timezone.now()
     if credential.last_used_at is None or now - credential.last_used_at > LAST_USED_RESOLUTION:
         Credential.objects.filter(pk=credential.pk).update(last_used_at=now)
+        credential.last_used_at = now
+    if ttl:
+        if len(_auth_cache) > 10_000:
+            _auth_cache.clear()
+        _auth_cache[key] = (time.monotonic() + ttl, credential.partner, credential)
     return credential.partner, credential
+
+
+def auth_cache_clear() -> None:
+    _auth_cache.clear()
 
 
 def partner_record_fetch(*, partner: Partner, hash_list: HashList, position: int) -> None:
@@ -186,6 +213,7 @@ def feedback_tags_clean(tags: Sequence[object]) -> list[str]:
     """
     if len(tags) > MAX_FEEDBACK_TAGS:
         raise InvalidInput(f"At most {MAX_FEEDBACK_TAGS} tags.", field="tags", code="too_many_tags")
+    valid: list[str] = []
     for tag in tags:
         if (
             not isinstance(tag, str)
@@ -197,7 +225,8 @@ def feedback_tags_clean(tags: Sequence[object]) -> list[str]:
                 field="tags",
                 code="invalid_tag",
             )
-    return list(dict.fromkeys(tags))  # type: ignore[arg-type]
+        valid.append(tag)
+    return list(dict.fromkeys(valid))
 
 
 def _feedback_item_clean(item: FeedbackItem) -> FeedbackItem:

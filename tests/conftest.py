@@ -25,6 +25,17 @@ def _fresh_rate_limits() -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_auth_cache(settings: Any) -> None:
+    """Tests see credential and grant changes at once; test_auth_cache covers the cache."""
+    from exchange.selectors import grant_cache_clear
+    from exchange.services import auth_cache_clear
+
+    settings.HASHBANK_AUTH_CACHE_S = 0
+    auth_cache_clear()
+    grant_cache_clear()
+
+
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()

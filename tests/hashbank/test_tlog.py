@@ -1510,3 +1510,16 @@ def test_module_is_pure() -> None:
         for alias in node.names
     }
     assert imported <= set(sys.stdlib_module_names) | {"__future__", "cryptography"}
+
+
+def test_push_builds_the_same_tree_as_append() -> None:
+    import hashlib as _h
+
+    a, b = tlog.RightEdge(), tlog.RightEdge()
+    for i in range(300):
+        digest = _h.sha256(str(i).encode()).digest()
+        a.append(digest)
+        b.push(digest)
+        assert (a.size, a.root()) == (b.size, b.root())
+    with pytest.raises(ValueError):
+        b.push(b"short")

@@ -56,7 +56,9 @@ HASHBANK_CASE_KEY = _required_secret("HASHBANK_CASE_KEY", "dev-case-key")
 # Seals secrets the bank must read back (webhook secrets, peer credentials).
 HASHBANK_ENCRYPTION_KEY = _required_secret("HASHBANK_ENCRYPTION_KEY", "dev-encryption-key")
 if len(HASHBANK_ENCRYPTION_KEY) < 32:
-    raise ImproperlyConfigured("HASHBANK_ENCRYPTION_KEY must be at least 32 characters of random data")
+    raise ImproperlyConfigured(
+        "HASHBANK_ENCRYPTION_KEY must be at least 32 characters of random data"
+    )
 if len(HASHBANK_CASE_KEY) < 32:
     raise ImproperlyConfigured("HASHBANK_CASE_KEY must be at least 32 characters of random data")
 
@@ -228,6 +230,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CaseHashStatusEnum": ["active", "withdrawn", "under_review", "disabled"],
+        "CaseStateEnum": ["active", "withdrawn"],
+    },
 }
 
 # Celery: with no broker configured, tasks run in-process (newcomer mode).
@@ -265,7 +271,9 @@ HASHBANK_WEBHOOK_DEGRADED_AFTER = envint("HASHBANK_WEBHOOK_DEGRADED_AFTER", 5, m
 HASHBANK_WEBHOOK_ALLOW_HTTP = envbool("HASHBANK_WEBHOOK_ALLOW_HTTP", DEBUG)
 if HASHBANK_WEBHOOK_LEASE_S <= HASHBANK_WEBHOOK_TIMEOUT_S:
     # A lease that could expire during a request would let two workers send at once.
-    raise ImproperlyConfigured("HASHBANK_WEBHOOK_LEASE_S must be larger than HASHBANK_WEBHOOK_TIMEOUT_S")
+    raise ImproperlyConfigured(
+        "HASHBANK_WEBHOOK_LEASE_S must be larger than HASHBANK_WEBHOOK_TIMEOUT_S"
+    )
 
 # Email is used once per case to send the case number, and never stored.
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "hashbank.mail.RedactingConsoleBackend")

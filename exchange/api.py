@@ -195,7 +195,7 @@ class FeedbackInputSerializer(ClosedSerializer):
 
 class FeedbackItemResultSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position of the item in the request.")
-    status = serializers.ChoiceField(choices=["ok", "error"])
+    status = serializers.CharField(help_text="`ok` or `error`.")
     code = serializers.CharField(required=False, help_text="Errors only, e.g. `unknown_hash`.")
     message = serializers.CharField(required=False)
 

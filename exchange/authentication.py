@@ -63,7 +63,7 @@ class PartnerTokenScheme(OpenApiAuthenticationExtension):
 
 class StopNCIIKeyScheme(OpenApiAuthenticationExtension):
     target_class = "exchange.authentication.StopNCIIKeyAuthentication"
-    name = "stopnciiKeys"
+    name = ["stopnciiSubscriptionKey", "stopnciiFunctionKey"]
 
     def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
         return [

@@ -255,9 +255,10 @@ def feedback_submit(
 
     Every item is validated first: a malformed one (outcome, tags, hash format)
     fails the whole batch with InvalidInput naming ``items[i].<field>``, and
-    nothing is saved. A hash that is not in the named list, or in a list the
-    partner may not read, is a per-item ``unknown_hash`` error: the two cases
-    look the same, so a partner learns nothing about lists it can't read. The
+    nothing is saved. A hash that is not in the named list, is not published
+    (withdrawn or disabled, unless this partner gave feedback on it before), or
+    is in a list the partner may not read, is a per-item ``unknown_hash`` error:
+    the cases look the same, so a partner learns nothing it could not see. The
     partner's current outcome per hash is upserted (the last item wins when a
     batch names a hash twice) and every item is appended to the history.
     """
@@ -279,11 +280,25 @@ def feedback_submit(
         wanted = [c for c in cleaned if c.list in readable]
         found: dict[tuple[int, str, str], int] = {}
         if wanted:
-            rows = Hash.objects.filter(
-                hash_list_id__in={readable[c.list] for c in wanted},
-                value__in={c.value for c in wanted},
-            ).values_list("pk", "hash_list_id", "algorithm", "value")
-            found = {(list_id, algorithm, value): pk for pk, list_id, algorithm, value in rows}
+            rows = list(
+                Hash.objects.filter(
+                    hash_list_id__in={readable[c.list] for c in wanted},
+                    value__in={c.value for c in wanted},
+                ).values_list("pk", "hash_list_id", "algorithm", "value", "published")
+            )
+            # Feedback is taken on published hashes only (or to update the partner's
+            # own earlier feedback): otherwise anyone holding a value could learn that
+            # it was once submitted and withdrawn.
+            mine = set(
+                Feedback.objects.filter(
+                    partner=partner, hash_id__in=[r[0] for r in rows]
+                ).values_list("hash_id", flat=True)
+            )
+            found = {
+                (list_id, algorithm, value): pk
+                for pk, list_id, algorithm, value, published in rows
+                if published or pk in mine
+            }
         now = timezone.now()
         results: list[FeedbackResult] = []
         events: list[FeedbackEvent] = []

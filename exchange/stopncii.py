@@ -215,7 +215,8 @@ def fetch_page(
         after = (end if first is None else first) - 1
     else:
         end, after = cursor.end, cursor.after
-    # Adds at or before this index were served (or servable) before startTimestamp.
+    # A removal is sent only if its add is at or before startTimestamp: a client
+    # resuming from nextSetTimestamp may have had the adds of that very second.
     known_before = _last_index_at_or_before(hash_list, start_timestamp)
     granted_at = (
         ListGrant.objects.filter(partner=partner, hash_list=hash_list)
@@ -229,7 +230,7 @@ def fetch_page(
     chunk = max(page_size, MIN_CHUNK)
     full = False
     for _ in range(MAX_CHUNKS_PER_PAGE):
-        if full or after + 1 >= end:
+        if full or len(records) >= page_size or after + 1 >= end:
             break
         rows = (
             LogEntry.objects.filter(
@@ -391,7 +392,7 @@ class SubmitFeedbackInputSerializer(ClosedSerializer):
 class FeedbackResultSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     hashValue = serializers.CharField()
-    status = serializers.ChoiceField(choices=["ok", "error"])
+    status = serializers.CharField(help_text="`ok` or `error`.")
     code = serializers.CharField(required=False)
     message = serializers.CharField(required=False)
 

@@ -61,7 +61,7 @@ class Receiver:
 @contextmanager
 def serve(receiver: Receiver) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             status = receiver.handle({k.lower(): v for k, v in self.headers.items()}, body)

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from rest_framework.test import APIClient
 
+from cases.services import case_withdraw
 from exchange.models import Feedback, FeedbackEvent
 from exchange.services import FeedbackItem, feedback_submit
 from hashbank.errors import InvalidInput
@@ -110,12 +111,21 @@ def test_each_partner_has_its_own_current_outcome(partner_api, make_case):
     ]
 
 
-def test_feedback_on_a_withdrawn_hash_is_still_accepted(client, make_case):
-    from cases.services import case_withdraw
-
+def test_feedback_on_a_withdrawn_hash_is_refused_like_an_unknown_one(client, make_case):
+    # Otherwise anyone holding a value could learn it was once submitted.
     created = make_case(pdq("a"))
     case_withdraw(case=created.case)
-    assert post(client, item(pdq("a"))).json()["results"][0]["status"] == "ok"
+    withdrawn = post(client, item(pdq("a"))).json()["results"][0]
+    unknown = post(client, item(pdq("never"))).json()["results"][0]
+    assert withdrawn["status"] == "error"
+    assert withdrawn == {**unknown, "index": withdrawn["index"]}
+
+
+def test_a_partner_may_update_its_own_feedback_after_a_withdrawal(client, make_case):
+    created = make_case(pdq("b"))
+    assert post(client, item(pdq("b"))).json()["results"][0]["status"] == "ok"
+    case_withdraw(case=created.case)
+    assert post(client, item(pdq("b"), "not_blocked")).json()["results"][0]["status"] == "ok"
 
 
 def test_duplicate_tags_are_dropped_in_order(client, make_case):

@@ -23,6 +23,7 @@ from threatexchange.exchanges.clients.stopncii.api import (
     FetchHashesResponse,
     StopNCIIAPI,
     StopNCIICaseStatus,
+    StopNCIICSPFeedback,
     StopNCIICSPFeedbackValue,
     StopNCIIEndpoint,
     StopNCIISignalType,
@@ -354,9 +355,7 @@ def test_feedback_submitted_by_the_client_is_stored_and_fetched_back(live_server
     assert other.name not in str(records)
 
 
-def _feedback(name: str) -> Any:
-    from threatexchange.exchanges.clients.stopncii.api import StopNCIICSPFeedback
-
+def _feedback(name: str) -> StopNCIICSPFeedback:
     return StopNCIICSPFeedback(StopNCIICSPFeedbackValue(name), set())
 
 
@@ -581,3 +580,52 @@ def test_submit_feedback_refuses_non_json(keys):
     assert client.post(SUBMIT, b"x=1", content_type="text/plain").status_code == 415
     assert client.post(SUBMIT, [1, 2], format="json").status_code == 400
     assert client.get(SUBMIT).status_code == 405
+
+
+def test_one_record_per_hash_in_a_page_the_latest(keys, make_case, log):
+    _, secrets = keys
+    first = make_case(pdq("again"), pdq("other"))
+    log.settle(T0 + 100)
+    case_withdraw(case=first.case)
+    log.settle(T0 + 200)
+    make_case(pdq("again"))
+    log.settle(T0 + 300)
+    body = client_for(secrets).get(FETCH, {"startTimestamp": str(T0 + 100)}).json()
+    records = {r["hashValue"]: r for r in body["hashRecords"]}
+    assert body["count"] == len(body["hashRecords"]) == 2
+    assert records[value(pdq("again"))]["hashStatus"] == "Active"
+    assert records[value(pdq("again"))]["lastModtimestamp"] == T0 + 300
+    assert sorted(records[value(pdq("again"))]["caseNumbers"].values()) == ["Active", "Withdrawn"]
+    assert records[value(pdq("other"))]["hashStatus"] == "Withdrawn"
+    # From before the first add, only the re-publication is news.
+    body = client_for(secrets).get(FETCH, {"startTimestamp": str(T0)}).json()
+    assert [(r["hashValue"], r["hashStatus"]) for r in body["hashRecords"]] == [
+        (value(pdq("again")), "Active")
+    ]
+
+
+def test_a_long_stretch_without_records_is_paged_through_without_leaking(
+    keys, make_case, log, monkeypatch
+):
+    monkeypatch.setattr("exchange.stopncii.MIN_CHUNK", 2)
+    monkeypatch.setattr("exchange.stopncii.MAX_CHUNKS_PER_PAGE", 2)
+    _, secrets = keys
+    withdrawn = make_case(*(pdq(f"w{i}") for i in range(10)))
+    log.settle(T0 + 100)
+    case_withdraw(case=withdrawn.case)
+    make_case(pdq("kept"))
+    log.settle(T0 + 200)
+    client = client_for(secrets)
+    pages = [client.get(FETCH, {"startTimestamp": str(T0), "pageSize": "1"})]
+    while pages[-1].json()["hasMoreRecords"]:
+        token = pages[-1].json()["nextPageToken"]
+        params = {"startTimestamp": str(T0), "pageSize": "1", "nextPageToken": token}
+        pages.append(client.get(FETCH, params))
+    bodies = [p.json() for p in pages]
+    # 21 entries, at most 4 read per page: empty pages say there is more.
+    assert len(bodies) == 6
+    assert [b["count"] for b in bodies] == [0, 0, 0, 0, 0, 1]
+    assert [r["hashValue"] for b in bodies for r in b["hashRecords"]] == [value(pdq("kept"))]
+    assert not any(value(pdq(f"w{i}")) in p.content.decode() for p in pages for i in range(10))
+    stamps = [b["nextSetTimestamp"] for b in bodies]
+    assert stamps == sorted(stamps) and stamps[-1] == T0 + 200

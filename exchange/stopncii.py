@@ -135,23 +135,38 @@ def case_reference(*, partner: Partner, holder: str) -> str:
 def csp_feedbacks(
     *, partner: Partner, hash_ids: Collection[int]
 ) -> dict[int, list[dict[str, Any]]]:
-    """The ``CSPFeedbacks`` of each hash as this partner may see them.
+    """The ``CSPFeedbacks`` of each hash, from every partner, as StopNCII shows them.
 
-    For now a partner sees only its own feedback. Aggregating other partners'
-    feedback (without revealing which platforms gave it) is a later change, and
-    belongs here only.
+    The partner's own feedback carries its name; another platform's carries a
+    stable pseudonym (``csp-`` + an HMAC of that platform, different for each
+    viewer), so partners see how a hash fares across platforms without learning
+    which platforms hold it.
     """
-    current = selectors.feedback_current(partner=partner, hash_ids=hash_ids)
-    return {
-        hash_id: [
+    from exchange.models import Feedback
+
+    found: dict[int, list[dict[str, Any]]] = {}
+    rows = (
+        Feedback.objects.filter(hash_id__in=list(hash_ids))
+        .select_related("partner")
+        .order_by("hash_id", "partner_id")
+    )
+    for fb in rows:
+        source = (
+            partner.name
+            if fb.partner_id == partner.pk
+            else "csp-"
+            + salted_hmac(
+                _CASE_REFERENCE_SALT, f"csp:{partner.pk}:{fb.partner_id}", algorithm="sha256"
+            ).hexdigest()[:12]
+        )
+        found.setdefault(fb.hash_id, []).append(
             {
-                "source": partner.name,
+                "source": source,
                 "feedbackValue": FEEDBACK_VALUES[FeedbackOutcome(fb.outcome)],
                 "tags": list(fb.tags),
             }
-        ]
-        for hash_id, fb in current.items()
-    }
+        )
+    return found
 
 
 def _case_numbers(*, partner: Partner, hash_ids: Collection[int]) -> dict[int, dict[str, str]]:

@@ -349,9 +349,12 @@ def test_feedback_submitted_by_the_client_is_stored_and_fetched_back(live_server
     )
     [video] = records[(StopNCIISignalType.VideoMD5, value(md5("video")))].CSPFeedbacks
     assert video.feedbackValue == StopNCIICSPFeedbackValue.PendingReview
-    # Another partner does not see this partner's feedback (aggregation comes later).
+    # Another partner sees the feedback (as StopNCII shows it), under a pseudonym:
+    # never the name of the platform that gave it.
     theirs = everything(stopncii(live_server, other_secrets))
-    assert all(r.CSPFeedbacks == [] for r in theirs.values())
+    [seen] = theirs[(StopNCIISignalType.ImagePDQ, value(pdq("a")))].CSPFeedbacks
+    assert seen.feedbackValue == StopNCIICSPFeedbackValue.Blocked
+    assert seen.source.startswith("csp-") and partner.name not in str(theirs)
     assert other.name not in str(records)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
+from django.conf import settings as django_settings
 from django.db import connection
 
 from cases.services import Eligibility, case_create, case_withdraw
@@ -38,6 +38,14 @@ from tests.exchange.receiver import Receiver, serve
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="needs PostgreSQL: the worker processes must share the test database",
+    ),
+    pytest.mark.skipif(
+        shutil.which("redis-server") is None,
+        reason="needs redis-server on PATH (the tests start a private one)",
+    ),
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
@@ -157,24 +165,17 @@ class Push:
         for partner, receiver in self.partners:
             if receiver.indexes != list(range(log_size)):
                 return False
-            if Delivery.objects.get(partner=partner).acked_position != log_size:
-                return False
+            delivery = Delivery.objects.get(partner=partner)
+            if delivery.acked_position != log_size or delivery.lease_until is not None:
+                return False  # behind, or still finishing its run
         return True
 
     def wait_caught_up(self, timeout: float = DEADLINE_S) -> None:
         wait_for("every partner to catch up", self.caught_up, timeout, self.report)
 
 
-def _requirements() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: the worker process must share the test database")
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server on PATH (the tests start a private one)")
-
-
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    _requirements()
     server = RedisServer(tmp_path / "redis.log")
     server.start()
     yield server
@@ -182,9 +183,15 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def publish_to(redis_server: RedisServer, settings: Any) -> Iterator[None]:
+def publish_to(
+    redis_server: RedisServer, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Make this process publish tasks to the private broker instead of running them inline."""
     from config.celery import app
+
+    # Celery reads these variables before its configuration (as CI may set them).
+    monkeypatch.setenv("CELERY_BROKER_URL", redis_server.url)
+    monkeypatch.delenv("CELERY_BROKER_WRITE_URL", raising=False)
 
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
 
@@ -211,7 +218,7 @@ def push(redis_server: RedisServer, publish_to: None, tmp_path: Path) -> Iterato
         DEBUG="1",
         DATABASE_URL=database_url(connection.settings_dict),
         CELERY_BROKER_URL=redis_server.url,
-        HASHBANK_VAR_DIR=str(settings.VAR_DIR),
+        HASHBANK_VAR_DIR=str(django_settings.VAR_DIR),
         HASHBANK_WEBHOOK_ALLOW_HTTP="1",
         HASHBANK_WEBHOOK_LEASE_S=str(LEASE_S),
         HASHBANK_WEBHOOK_TIMEOUT_S=str(TIMEOUT_S),
@@ -298,9 +305,12 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(push
     stalled.stall.set()
     for _ in range(3):
         push.case(hashes=2)  # 6 entries: batches [0, 5) and [5, 6)
-    wait_for("the first request to the stalled partner", stalled.arrived.is_set, 15, push.report)
+    assert stalled.arrived.wait(15), push.report()
     in_flight = stalled.started_ids[0]
     push.worker.kill()  # SIGKILL the worker and its pool children mid-request
+    # The database still holds the batch in flight, unacknowledged, under its webhook-id.
+    stalled_delivery.refresh_from_db()
+    assert stalled_delivery.acked_position == 0 and stalled_delivery.webhook_id == in_flight
     # acks_late: the message of the task that died is still held by the broker, unacknowledged.
     assert ("exchange.tasks.deliver", f"({stalled_delivery.pk},)") in unacked_tasks(push.redis)
     # Entries keep coming while no worker runs; their tasks wait in the broker.

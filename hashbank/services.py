@@ -133,7 +133,9 @@ def _refresh_published(
         "hash_id", "holder"
     ):
         holders.setdefault(hash_id, []).append(holder)
-    loaded = list(Hash.objects.filter(pk__in=ids, hash_list=hash_list).order_by("pk"))
+    # By primary key alone: the ids come from this list, and a second condition can
+    # tempt the planner into scanning the list index.
+    loaded = list(Hash.objects.filter(pk__in=ids).order_by("pk"))
     changed = [h for h in loaded if h.published != (h.pk in holders and not h.disabled)]
     if not changed:
         return loaded, changed

@@ -260,6 +260,11 @@ CELERY_BEAT_SCHEDULE = {
 # Partner credentials and grants are cached per process this long: revoking a
 # credential or a grant takes effect everywhere within this many seconds.
 HASHBANK_AUTH_CACHE_S = envint("HASHBANK_AUTH_CACHE_S", 5, minimum=0)
+# The newest signed checkpoint is kept per process this long (milliseconds): it
+# always covers every committed entry within this time. At most 1000.
+HASHBANK_CHECKPOINT_CACHE_MS = envint("HASHBANK_CHECKPOINT_CACHE_MS", 250, minimum=0)
+if HASHBANK_CHECKPOINT_CACHE_MS > 1000:
+    raise ImproperlyConfigured("HASHBANK_CHECKPOINT_CACHE_MS must be at most 1000")
 
 # Push delivery (webhooks).
 HASHBANK_WEBHOOK_BATCH = envint("HASHBANK_WEBHOOK_BATCH", 500, minimum=1)

@@ -29,7 +29,7 @@ from exchange.serializers import (
     ListsSerializer,
 )
 from hashbank.fields import ClosedSerializer, StrictCharField
-from hashbank.log import current_checkpoint, list_origin, list_verifiers
+from hashbank.log import list_origin, list_verifiers
 from hashbank.models import HashList
 
 _AUTH_ERRORS = {
@@ -89,10 +89,7 @@ class CheckpointApi(PartnerApi):
         },
     )
     def get(self, request: Request, slug: str) -> HttpResponse:
-        hash_list = selectors.partner_list_get(partner=request.user, slug=slug)
-        note = current_checkpoint(
-            slug=hash_list.slug, size=hash_list.log_size, tree_edge=hash_list.tree_edge
-        )
+        note = selectors.partner_checkpoint(partner=request.user, slug=slug)
         return HttpResponse(note, content_type="text/plain; charset=utf-8")
 
 

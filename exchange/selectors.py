@@ -59,6 +59,37 @@ def grant_cache_clear() -> None:
     _grant_cache.clear()
 
 
+_checkpoint_cache: dict[str, tuple[float, str]] = {}
+
+
+def partner_checkpoint(*, partner: Partner, slug: str) -> str:
+    """The newest signed checkpoint of a list this partner may read.
+
+    The most polled endpoint of all, so the signed note is kept per process for
+    HASHBANK_CHECKPOINT_CACHE_MS: it still covers every committed entry within
+    that time (well under the one second partners are promised).
+    """
+    ttl = settings.HASHBANK_CHECKPOINT_CACHE_MS / 1000
+    now = time.monotonic()
+    if ttl:
+        # Access is checked on every request (itself cached per HASHBANK_AUTH_CACHE_S).
+        if (partner.pk, slug) in _grant_cache and _grant_cache[(partner.pk, slug)][0] > now:
+            hit = _checkpoint_cache.get(slug)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+    hash_list = partner_list_get(partner=partner, slug=slug)
+    note = current_checkpoint(
+        slug=hash_list.slug, size=hash_list.log_size, tree_edge=hash_list.tree_edge
+    )
+    if ttl:
+        _checkpoint_cache[slug] = (now + ttl, note)
+    return note
+
+
+def checkpoint_cache_clear() -> None:
+    _checkpoint_cache.clear()
+
+
 def _b64(data: bytes | memoryview) -> str:
     return base64.b64encode(bytes(data)).decode("ascii")
 

@@ -28,12 +28,14 @@ def _fresh_rate_limits() -> None:
 @pytest.fixture(autouse=True)
 def _no_auth_cache(settings: Any) -> None:
     """Tests see credential and grant changes at once; test_auth_cache covers the cache."""
-    from exchange.selectors import grant_cache_clear
+    from exchange.selectors import checkpoint_cache_clear, grant_cache_clear
     from exchange.services import auth_cache_clear
 
     settings.HASHBANK_AUTH_CACHE_S = 0
+    settings.HASHBANK_CHECKPOINT_CACHE_MS = 0
     auth_cache_clear()
     grant_cache_clear()
+    checkpoint_cache_clear()
 
 
 @pytest.fixture

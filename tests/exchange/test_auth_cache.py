@@ -40,3 +40,24 @@ def test_failed_lookups_are_never_cached(make_partner, settings):
 
     partner_grant(partner=partner, hash_list=HashList.objects.get(slug="minor"), explicit=True)
     assert client.get("/exchange/v1/lists/minor/checkpoint").status_code == 200
+
+
+def test_the_checkpoint_is_cached_briefly_and_then_covers_new_entries(
+    make_partner, make_case, settings
+):
+    from tests.conftest import pdq
+
+    settings.HASHBANK_AUTH_CACHE_S = 5
+    settings.HASHBANK_CHECKPOINT_CACHE_MS = 300
+    _, secrets = make_partner(("adult",))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secrets['bearer']}")
+    first = client.get("/exchange/v1/lists/adult/checkpoint").content
+    client.get("/exchange/v1/lists/adult/checkpoint")  # warms the cache
+    make_case(pdq("cached"))
+    assert client.get("/exchange/v1/lists/adult/checkpoint").content == first
+    time.sleep(0.35)
+    newer = client.get("/exchange/v1/lists/adult/checkpoint").content
+    assert newer != first and b"\n1\n" in newer
+    # A list the partner may not read is never answered from the cache.
+    assert client.get("/exchange/v1/lists/minor/checkpoint").status_code == 404

@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import os
 import secrets
+import subprocess
 import sys
 import tempfile
 import threading
@@ -64,6 +65,24 @@ def bare_argon2_rate(env: dict[str, str], seconds: float) -> tuple[float, int]:
     for w in workers:
         w.join()
     return total / seconds, processes
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (and their reaped children), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / tick
+
+
+def _pids(pattern: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
 
 
 def random_case_body() -> bytes:
@@ -162,10 +181,14 @@ def main(argv: list[str] | None = None) -> int:
             warm.run()
             barrier = threading.Barrier(args.clients)
             clients = [Client(port, args.cases_per_client, barrier) for _ in range(args.clients)]
+            server_pids = _pids(f"gunicorn.*127.0.0.1:{port}")
+            pg_pids = _pids("postgres")
+            before = (_cpu_seconds(server_pids), _cpu_seconds(pg_pids), time.process_time())
             for c in clients:
                 c.start()
             for c in clients:
                 c.join()
+            after = (_cpu_seconds(server_pids), _cpu_seconds(pg_pids), time.process_time())
 
     create_ms = [x for c in clients for x in c.create_ms]
     status_ms = [x for c in clients for x in c.status_ms]
@@ -174,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     end = max(c.create_window[1] for c in clients)
     created = sum(len(c.credentials) for c in clients)
     cases_per_s = created / (end - start)
+    # CPU per case over the whole run (creation + status), by component.
+    per_request = [
+        round((a - b) * 1000 / max(1, 2 * created), 2) for a, b in zip(after, before, strict=True)
+    ]
     results = {
         "clients": args.clients,
         "cases_created": created,
@@ -188,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         "status_p50_ms": round(percentile(status_ms, 50), 1),
         "status_p99_ms": round(percentile(status_ms, 99), 1),
         "errors": len(errors),
+        "cpu_ms_per_request": {
+            "gunicorn": per_request[0],
+            "postgres": per_request[1],
+            "bench_client": per_request[2],
+            "argon2_alone": round(processes * 1000 / argon2_rate, 2),
+        },
     }
     ok = (
         results["create_ratio_to_argon2"] >= TARGET_RATIO

@@ -255,6 +255,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "exchange.tasks.deliveries_sweep",
         "schedule": float(envint("HASHBANK_SWEEP_INTERVAL_S", 5, minimum=1)),
     },
+    "sync-peers": {
+        "task": "exchange.tasks.peers_sync",
+        "schedule": float(envint("HASHBANK_PEER_SYNC_INTERVAL_S", 60, minimum=1)),
+    },
 }
 
 # Partner credentials and grants are cached per process this long: revoking a
@@ -279,6 +283,15 @@ if HASHBANK_WEBHOOK_LEASE_S <= HASHBANK_WEBHOOK_TIMEOUT_S:
     raise ImproperlyConfigured(
         "HASHBANK_WEBHOOK_LEASE_S must be larger than HASHBANK_WEBHOOK_TIMEOUT_S"
     )
+
+# Federation: importing peer banks' lists (exchange.federation).
+HASHBANK_PEER_ALLOW_HTTP = envbool("HASHBANK_PEER_ALLOW_HTTP", DEBUG)
+HASHBANK_PEER_TIMEOUT_S = envint("HASHBANK_PEER_TIMEOUT_S", 30, minimum=1)
+# One sync of a peer at a time: a worker holds the peer's lease this long at
+# most (an import in progress also keeps the peer's row locked).
+HASHBANK_PEER_LEASE_S = envint("HASHBANK_PEER_LEASE_S", 900, minimum=1)
+if HASHBANK_PEER_LEASE_S <= HASHBANK_PEER_TIMEOUT_S:
+    raise ImproperlyConfigured("HASHBANK_PEER_LEASE_S must be larger than HASHBANK_PEER_TIMEOUT_S")
 
 # Email is used once per case to send the case number, and never stored.
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "hashbank.mail.RedactingConsoleBackend")

@@ -1,19 +1,24 @@
-"""Operators manage partners here: grants, credentials and what each has fetched."""
+"""Operators manage partners here (grants, credentials, what each has fetched) and peers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 
+from exchange import federation
 from exchange.delivery import delivery_lag, delivery_redeliver_from, webhook_secret_issue
-from exchange.models import Credential, Delivery, ListGrant, Partner, PartnerListState
+from exchange.models import Credential, Delivery, ListGrant, Partner, PartnerListState, Peer
 from exchange.services import PARTNER_KINDS, credentials_revoke, credentials_rotate
+from hashbank import tlog
+from hashbank.errors import DomainError
 
 
 class ListGrantInline(admin.TabularInline):
@@ -217,3 +222,181 @@ class DeliveryAdmin(admin.ModelAdmin):
                 "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             },
         )
+
+
+class PeerForm(forms.ModelForm):
+    """Peers are validated like ``peer_add``; the token is write-only (stored sealed)."""
+
+    base_url = forms.URLField(
+        max_length=500,
+        assume_scheme="https",
+        help_text="The peer bank, e.g. https://bank.example.org",
+    )
+    token = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="The bearer token the peer issued to this bank. Leave empty to keep the "
+        "current one. Never shown again.",
+    )
+
+    class Meta:
+        model = Peer
+        fields = ["name", "base_url", "remote_list", "vkeys", "local_list", "active"]
+        widgets = {"vkeys": forms.Textarea(attrs={"rows": 3, "cols": 100})}
+
+    def clean_base_url(self) -> str:
+        return self._domain(federation.peer_base_url_check, self.cleaned_data["base_url"])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        remote_list = data.get("remote_list") or self.instance.remote_list
+        if data.get("vkeys") and remote_list:
+            keys = self._domain(
+                lambda v: federation.peer_vkeys_check(v.splitlines(), remote_list=remote_list),
+                data["vkeys"],
+                field="vkeys",
+            )
+            if keys is not None:
+                if self.instance.pk and self.instance.size:
+                    old = federation.peer_origin(self.instance)
+                    if tlog.parse_vkey(keys[0]).name != old:
+                        self.add_error("vkeys", f"The keys must stay those of {old}.")
+                data["vkeys"] = "\n".join(keys)
+        if not self.instance.pk and not data.get("token"):
+            self.add_error("token", "The peer's token is needed.")
+        return data
+
+    def _domain(self, check: Any, value: Any, field: str | None = None) -> Any:
+        try:
+            return check(value)
+        except DomainError as exc:
+            if field is None:
+                raise forms.ValidationError(exc.message) from None
+            self.add_error(field, exc.message)
+            return None
+
+
+@admin.register(Peer)
+class PeerAdmin(admin.ModelAdmin):
+    """Peer banks this bank imports from; a stopped import is shown as an alert."""
+
+    form = PeerForm
+    list_display = ["name", "status", "remote", "local_list", "size", "imported",
+                    "last_success_at", "short_error"]  # fmt: skip
+    list_filter = ["stopped", "active", "local_list"]
+    search_fields = ["name", "base_url"]
+    actions = ["sync_now", "resume", "unsubscribe"]
+    readonly_fields = ["alert_box", "origin", "size", "root", "imported", "last_sync_at",
+                       "last_success_at", "last_error", "checkpoint", "created_at"]  # fmt: skip
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        subscription = ["name", "base_url", "remote_list", "vkeys", "local_list", "token",
+                        "active"]  # fmt: skip
+        if obj is None:
+            return [(None, {"fields": subscription})]
+        state = ["origin", "size", "root", "imported", "last_sync_at", "last_success_at",
+                 "last_error", "checkpoint", "created_at"]  # fmt: skip
+        return [
+            (None, {"fields": ["alert_box"]}),
+            ("Subscription", {"fields": subscription}),
+            ("Verified state", {"fields": state}),
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return []
+        # Another list or log would not extend the verified state: add a new peer instead.
+        return [*self.readonly_fields, "remote_list", "local_list"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Peer]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("local_list")
+            .annotate(imported_count=Count("entries", filter=Q(entries__hash__isnull=False)))
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        for peer in Peer.objects.filter(stopped=True, active=True):
+            self.message_user(request, f"Peer {peer.name}: {peer.alert}", messages.ERROR)
+        return super().changelist_view(request, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Peer, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("token"):
+            federation.peer_token_set(peer=obj, token=form.cleaned_data["token"])
+
+    @admin.display(description="status")
+    def status(self, obj: Peer) -> str:
+        if obj.stopped:
+            return format_html('<strong style="color:#ba2121">{}</strong>', "STOPPED")
+        if not obj.active:
+            return "inactive"
+        if obj.last_error:
+            return format_html('<span style="color:#b36b00">{}</span>', "retrying")
+        return "ok" if obj.last_success_at else "not synced yet"
+
+    @admin.display(description="alert")
+    def alert_box(self, obj: Peer) -> str:
+        if obj.stopped:
+            return format_html(
+                '<div style="color:#ba2121;font-weight:bold;white-space:pre-wrap">{}</div>',
+                obj.alert,
+            )
+        return "none: the import runs" if obj.active else "none (inactive)"
+
+    @admin.display(description="peer list")
+    def remote(self, obj: Peer) -> str:
+        return f"{obj.base_url} · {obj.remote_list}"
+
+    @admin.display(description="origin")
+    def origin(self, obj: Peer) -> str:
+        return federation.peer_origin(obj)
+
+    @admin.display(description="imported hashes")
+    def imported(self, obj: Peer) -> int:
+        count = getattr(obj, "imported_count", None)
+        if count is None:
+            count = obj.entries.filter(hash__isnull=False).count()
+        return int(count)
+
+    @admin.display(description="last error")
+    def short_error(self, obj: Peer) -> str:
+        return obj.last_error[:80]
+
+    @admin.action(description="Sync now")
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
+        from exchange.tasks import peer_sync
+
+        for peer in queryset:
+            if not settings.CELERY_TASK_ALWAYS_EAGER:
+                peer_sync.delay(peer.pk)
+                self.message_user(request, f"{peer.name}: sync queued.")
+                continue
+            result = federation.peer_sync(peer_id=peer.pk)
+            level = messages.ERROR if result.failed else messages.INFO
+            detail = f" {result.message}" if result.message else ""
+            self.message_user(
+                request,
+                f"{peer.name}: {result.status}, size {result.size}, {result.imported} imported, "
+                f"{result.removed} removed.{detail}",
+                level,
+            )
+
+    @admin.action(description="Resume after checking why it stopped")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
+        resumed = [p.name for p in queryset if federation.peer_resume(peer_id=p.pk)]
+        self.message_user(
+            request,
+            f"Resumed: {', '.join(resumed)}. They sync at the next beat, or use “Sync now”."
+            if resumed
+            else "None of these peers was stopped.",
+        )
+
+    @admin.action(description="Unsubscribe: unpublish what only this peer kept, and deactivate")
+    def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
+        for peer in queryset:
+            released = federation.peer_unsubscribe(peer_id=peer.pk)
+            self.message_user(request, f"{peer.name}: unsubscribed, {released} hashes released.")

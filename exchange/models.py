@@ -237,3 +237,81 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner} / {self.hash_list}: {self.acked_position}"
+
+
+class Peer(models.Model):
+    """Another hashbank whose list this bank imports (federation, DESIGN.md section 7).
+
+    The peer's log is verified exactly as a partner verifies it
+    (``exchange.federation``). The verified state (``size``, ``root``, ``edge``,
+    ``checkpoint``) is saved in the same transaction as the imports it covers.
+    A refused sync sets ``stopped`` and ``alert``; nothing is imported from the
+    peer again until an operator resumes it.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    base_url = models.URLField(
+        max_length=500, help_text="The peer bank, e.g. https://bank.example.org"
+    )
+    remote_list = models.SlugField(max_length=64, help_text="The list to import at the peer.")
+    # The bearer token the peer issued us, sealed with HASHBANK_ENCRYPTION_KEY
+    # (exchange.secret_box, purpose "peer:<id>"): the bank must present it.
+    token_sealed = models.TextField(blank=True, editable=False)
+    vkeys = models.TextField(
+        help_text="Pinned verifier keys of the peer's list, one per line (checked out of band)."
+    )
+    local_list = models.ForeignKey(
+        HashList,
+        on_delete=models.PROTECT,
+        related_name="peers",
+        help_text="The local list the hashes are imported into.",
+    )
+    active = models.BooleanField(default=True, help_text="Inactive peers are not synced.")
+    size = models.BigIntegerField(default=0, editable=False, help_text="Verified log size.")
+    root = models.CharField(max_length=44, blank=True, editable=False)
+    edge = models.JSONField(default=dict, editable=False)
+    checkpoint = models.TextField(blank=True, editable=False)
+    last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    stopped = models.BooleanField(default=False, editable=False)
+    alert = models.TextField(blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def holder(self) -> str:
+        """The ``Hold.holder`` of this peer's imports."""
+        return f"peer:{self.pk}"
+
+
+class PeerEntry(models.Model):
+    """A live ``add`` of a peer's log: its index there, and the local hash it imported.
+
+    A peer removes by index, so this is how its ``remove <index>`` finds the
+    hash. ``hash`` is empty for adds verified but not imported: served
+    redacted, or naming one of this bank's own origins (an echo). Rows are
+    deleted when the peer removes the add.
+    """
+
+    peer = models.ForeignKey(Peer, on_delete=models.PROTECT, related_name="entries")
+    remote_index = models.BigIntegerField()
+    hash = models.ForeignKey(
+        "hashbank.Hash", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["peer", "remote_index"], name="peer_entry_unique"),
+        ]
+        indexes = [models.Index(fields=["peer", "hash"])]
+        verbose_name_plural = "peer entries"
+
+    def __str__(self) -> str:
+        return f"{self.peer_id}#{self.remote_index} → {self.hash_id}"

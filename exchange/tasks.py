@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from exchange import delivery
+from exchange import delivery, federation
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -18,3 +18,17 @@ def deliver(delivery_id: int) -> str:
 @shared_task(ignore_result=True)
 def deliveries_sweep() -> int:
     return delivery.deliveries_sweep()
+
+
+@shared_task(ignore_result=True)
+def peers_sync() -> int:
+    """Beat: queue a sync of every peer that is due (one task per peer)."""
+    due = federation.peers_due()
+    for peer_id in due:
+        peer_sync.delay(peer_id)
+    return len(due)
+
+
+@shared_task(ignore_result=True)
+def peer_sync(peer_id: int) -> str:
+    return federation.peer_sync(peer_id=peer_id).status

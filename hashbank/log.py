@@ -23,7 +23,6 @@ from hashbank import tlog
 from hashbank.keyring import SigningKey
 from hashbank.models import HashList, LogEntry, TreeNode
 
-
 # Sent after the transaction that appended to a list commits (kwarg: hash_list_id).
 # Push delivery listens; the bank does not depend on who does.
 log_appended = Signal()
@@ -194,7 +193,5 @@ def checkpoint_at(*, hash_list: HashList, size: int) -> str:
     """
     if size > hash_list.log_size:
         raise ValueError("size is beyond the log")
-    edge = tlog.RightEdge.from_nodes(
-        size, tree_nodes(hash_list.pk, tlog.right_edge_node_ids(size))
-    )
+    edge = tlog.RightEdge.from_nodes(size, tree_nodes(hash_list.pk, tlog.right_edge_node_ids(size)))
     return _signed(hash_list.slug, size, edge.root(), tuple(settings.HASHBANK_SIGNING_KEYS))

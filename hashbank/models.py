@@ -52,7 +52,10 @@ class Hash(models.Model):
     origin = models.CharField(
         max_length=255,
         blank=True,
-        help_text="For hashes imported from a peer bank: that peer's log origin (provenance).",
+        help_text=(
+            "For hashes published as imports from a peer bank: the log origin their add entry "
+            "names (provenance). Empty when a local case holds them."
+        ),
     )
 
     class Meta:
@@ -77,6 +80,11 @@ class Hold(models.Model):
 
     hash = models.ForeignKey(Hash, on_delete=models.PROTECT, related_name="holds")
     holder = models.CharField(max_length=64)
+    origin = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="For a federated import: the log origin the peer gave this hash (provenance).",
+    )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     released_at = models.DateTimeField(null=True, blank=True)

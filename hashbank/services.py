@@ -5,6 +5,15 @@ the one place that derives it: a hash is published while at least one active
 hold (an active case, or a federated import) keeps it and no reviewer disabled
 it. The same function appends the change to the list's log, in the same
 transaction and under the list's row lock.
+
+Provenance: an ``add`` names the origin of a federated import (``Hash.origin``)
+only while no local holder keeps the hash, and a published hash's add always
+names a provenance that still holds it. When the last holder of that
+provenance lets go but others keep the hash, it is re-published (a ``remove``
+and a new ``add``) under the provenance that remains. So a bank never
+re-exports as its own a hash it only keeps because a peer does, and two banks
+subscribed to each other cannot keep a hash alive for one another after both
+let go of it (peers skip adds that name their own origin).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from hashbank import tlog
@@ -51,7 +61,7 @@ def hashes_hold(
 
     Runs in the caller's transaction (or its own). Idempotent per (hash, holder).
     The first quality seen for a hash is kept; ``origin`` is the provenance of
-    hashes imported from a peer bank, recorded when the hash is first seen.
+    hashes imported from a peer bank (``holder`` ``peer:<id>``), kept on the hold.
     """
     unique = list({(h.algorithm, h.value): h for h in hashes}.values())
     with transaction.atomic(savepoint=False):
@@ -77,10 +87,10 @@ def hashes_hold(
             update_fields=["algorithm"],
         )
         Hold.objects.bulk_create(
-            [Hold(hash_id=row.pk, holder=holder, created_at=now) for row in rows],
+            [Hold(hash_id=row.pk, holder=holder, origin=origin, created_at=now) for row in rows],
             update_conflicts=True,
             unique_fields=["hash", "holder"],
-            update_fields=["active", "released_at"],
+            update_fields=["active", "released_at", "origin"],
         )
         loaded, _changed = _refresh_published(hash_list=locked, hash_ids=[r.pk for r in rows])
         by_key = {(h.algorithm, h.value): h for h in loaded}
@@ -89,17 +99,29 @@ def hashes_hold(
 
 def holds_release(*, holder: str, reason: str = "withdrawn") -> list[int]:
     """Release every hold of ``holder``; idempotent. Returns the affected hash ids."""
+    return _release(Hold.objects.filter(holder=holder, active=True), reason=reason)
+
+
+def hashes_release(*, holder: str, hash_ids: Iterable[int], reason: str = "withdrawn") -> list[int]:
+    """Release ``holder``'s holds on these hashes only (a peer removed them); idempotent.
+
+    A hash another holder keeps (a local case, another peer) stays published.
+    Returns the ids of the hashes whose hold was released.
+    """
+    ids = sorted(set(hash_ids))
+    if not ids:
+        return []
+    return _release(Hold.objects.filter(holder=holder, hash_id__in=ids, active=True), reason=reason)
+
+
+def _release(holds: QuerySet[Hold], *, reason: str) -> list[int]:
     with transaction.atomic(savepoint=False):
         hash_ids_by_list: dict[int, list[int]] = {}
-        for hash_id, list_id in Hold.objects.filter(holder=holder, active=True).values_list(
-            "hash_id", "hash__hash_list_id"
-        ):
+        for hash_id, list_id in holds.values_list("hash_id", "hash__hash_list_id"):
             hash_ids_by_list.setdefault(list_id, []).append(hash_id)
         for list_id, hash_ids in sorted(hash_ids_by_list.items()):
             locked = hash_list_lock(hash_list_id=list_id)
-            Hold.objects.filter(holder=holder, hash_id__in=hash_ids, active=True).update(
-                active=False, released_at=timezone.now()
-            )
+            holds.filter(hash_id__in=hash_ids).update(active=False, released_at=timezone.now())
             _refresh_published(hash_list=locked, hash_ids=hash_ids, reason=reason)
         return [i for ids in hash_ids_by_list.values() for i in ids]
 
@@ -116,6 +138,19 @@ def hashes_refresh_published(
         return _refresh_published(hash_list=locked, hash_ids=hash_ids, reason=reason)[1]
 
 
+def _provenance(holds: Sequence[tuple[str, str]]) -> str:
+    """The origin a new add names: none while a local holder keeps the hash, else an import's."""
+    origins = [origin if holder.startswith(PEER_HOLDER_PREFIX) else "" for holder, origin in holds]
+    return "" if "" in origins else origins[0]
+
+
+def _provenance_held(origin: str, holds: Sequence[tuple[str, str]]) -> bool:
+    """Does an active hold still have the provenance ``origin`` (empty: local)?"""
+    return any(
+        (o if holder.startswith(PEER_HOLDER_PREFIX) else "") == origin for holder, o in holds
+    )
+
+
 def _refresh_published(
     *, hash_list: HashList, hash_ids: Iterable[int], reason: str = "withdrawn"
 ) -> tuple[list[Hash], list[Hash]]:
@@ -123,52 +158,69 @@ def _refresh_published(
 
     ``hash_list`` is the row locked in this transaction. Appends an ``add``
     entry for each newly published hash and a ``remove`` entry (naming the add
-    by index) for each unpublished one, then redacts those adds. ``reason`` is
-    the remove reason unless the hash is disabled. Returns (every hash loaded,
-    the ones whose state changed).
+    by index) for each unpublished one, then redacts those adds; a hash that
+    stays published but lost the provenance its add names is re-published
+    (``remove`` then ``add``, see the module docstring). ``reason`` is the
+    remove reason unless the hash is disabled. Returns (every hash loaded, the
+    ones whose published state changed).
     """
     ids = sorted(set(hash_ids))
-    holders: dict[int, list[str]] = {}
-    for hash_id, holder in Hold.objects.filter(hash_id__in=ids, active=True).values_list(
-        "hash_id", "holder"
+    holds: dict[int, list[tuple[str, str]]] = {}
+    for hash_id, holder, origin in (
+        Hold.objects.filter(hash_id__in=ids, active=True)
+        .order_by("pk")
+        .values_list("hash_id", "holder", "origin")
     ):
-        holders.setdefault(hash_id, []).append(holder)
+        holds.setdefault(hash_id, []).append((holder, origin))
     # By primary key alone: the ids come from this list, and a second condition can
     # tempt the planner into scanning the list index.
     loaded = list(Hash.objects.filter(pk__in=ids).order_by("pk"))
-    changed = [h for h in loaded if h.published != (h.pk in holders and not h.disabled)]
-    if not changed:
+    changed: list[Hash] = []
+    republished: list[Hash] = []
+    for h in loaded:
+        publish = h.pk in holds and not h.disabled
+        if h.published != publish:
+            changed.append(h)
+        elif publish and not _provenance_held(h.origin, holds[h.pk]):
+            republished.append(h)
+    if not changed and not republished:
         return loaded, changed
 
     now = timezone.now()
     timestamp = log_timestamp(hash_list)
-    unpublished = [h for h in changed if h.published]
+    undo = [h for h in changed if h.published] + republished
     # The add entry a removal undoes is the hash's newest one not yet redacted.
     add_index = dict(
         LogEntry.objects.filter(
-            hash_list=hash_list, hash__in=unpublished, op=LogEntry.Op.ADD, redacted=False
+            hash_list=hash_list, hash__in=undo, op=LogEntry.Op.ADD, redacted=False
         ).values_list("hash_id", "index")
     )
     pending: list[PendingEntry] = []
-    for h in changed:
-        h.published = not h.published
-        h.changed_at = now
-        if h.published:
-            imported_only = all(x.startswith(PEER_HOLDER_PREFIX) for x in holders[h.pk])
-            leaf = tlog.encode_add(
-                algorithm=h.algorithm,
-                value=h.value,
-                quality=h.quality,
-                timestamp=timestamp,
-                origin=(h.origin or None) if imported_only else None,
-            )
-            pending.append(PendingEntry(op="add", leaf=leaf, hash_id=h.pk))
-        else:
+    origin_changes: dict[str, list[int]] = {}
+    republishing = {h.pk for h in republished}
+    for h in sorted(changed + republished, key=lambda h: h.pk):
+        if h.published:  # unpublish, or undo the add before re-publishing
             undone = add_index[h.pk]
             leaf = tlog.encode_remove(
                 index=undone, reason="disabled" if h.disabled else reason, timestamp=timestamp
             )
             pending.append(PendingEntry(op="remove", leaf=leaf, hash_id=h.pk, removes=undone))
+        if not h.published or h.pk in republishing:
+            origin = _provenance(holds[h.pk])
+            leaf = tlog.encode_add(
+                algorithm=h.algorithm,
+                value=h.value,
+                quality=h.quality,
+                timestamp=timestamp,
+                origin=origin or None,
+            )
+            pending.append(PendingEntry(op="add", leaf=leaf, hash_id=h.pk))
+            if origin != h.origin:
+                h.origin = origin
+                origin_changes.setdefault(origin, []).append(h.pk)
+    for h in changed:
+        h.published = not h.published
+        h.changed_at = now
     log_append(hash_list=hash_list, entries=pending, timestamp=timestamp)
     log_redact(hash_list=hash_list, indexes=[p.removes for p in pending if p.removes is not None])
     # Set-based UPDATEs: Django's bulk_update builds a CASE per row, which
@@ -177,4 +229,6 @@ def _refresh_published(
         pks = [h.pk for h in changed if h.published is state]
         if pks:
             Hash.objects.filter(pk__in=pks).update(published=state, changed_at=now)
+    for origin, pks in origin_changes.items():
+        Hash.objects.filter(pk__in=pks).update(origin=origin)
     return loaded, changed

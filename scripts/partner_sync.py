@@ -7,7 +7,9 @@ sync verifies the signed checkpoint against *pinned* verifier keys, checks that 
 extends the one verified before (no rollback, no fork), recomputes the Merkle root from the
 entries (keeping only the O(log n) right edge of the tree between syncs) and refuses the
 whole sync if anything does not verify. See ``docs/LOG_FORMAT.md`` section 6; all the log
-primitives come from :mod:`hashbank.tlog`. This module does not use Django.
+primitives come from :mod:`hashbank.tlog`. This module does not use Django. A peer bank
+importing a list (``exchange.federation``) runs the same verification (:func:`verify_head`,
+:func:`verify_entries`) with its own :class:`EntryStore`.
 
 Usage::
 
@@ -69,7 +71,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final, Protocol, TextIO
 from urllib.parse import quote, urlsplit
 
 import numpy as np
@@ -83,11 +85,14 @@ except ImportError:  # run as a file from a checkout that is not pip-installed
     from hashbank import tlog
 
 __all__ = [
+    "AddRow",
     "AuthError",
     "BadRemove",
     "BadSignature",
     "BankClient",
     "ConfigError",
+    "EntryCounts",
+    "EntryStore",
     "Fork",
     "LocalStore",
     "MalformedResponse",
@@ -110,6 +115,8 @@ __all__ = [
     "sync",
     "validate_hash",
     "verify_checkpoint",
+    "verify_entries",
+    "verify_head",
 ]
 
 PROG: Final = "hashbank-sync"
@@ -1000,17 +1007,76 @@ _REMOVE_FIELDS: Final = ("removes", "reason", "timestamp")
 _MISSING: Final = object()
 
 
-class _Applier:
-    """Verifies entries in index order and applies them inside the open transaction."""
+#: A verified ``add``: (index, algorithm, value, quality, timestamp, origin).
+AddRow = tuple[int, str, str, int | None, int, str | None]
 
-    def __init__(self, conn: sqlite3.Connection, edge: tlog.RightEdge, target: int) -> None:
+
+class EntryStore(Protocol):
+    """Where a sync puts the entries it verified, in index order, inside one transaction.
+
+    The verification (:func:`verify_head`, :func:`verify_entries`) does not depend on the
+    store: this client keeps a SQLite file, a peer bank (``exchange.federation``) imports into
+    its database. Each entry is verified before it is passed on, but the root is checked only
+    after the last one: the caller opens the transaction before the first call and commits
+    it, with the new verified state, only if :func:`verify_entries` returned; on any exception
+    it rolls back.
+    """
+
+    def add_many(self, rows: list[AddRow]) -> None:
+        """Store verified adds (in index order; the store may keep the list)."""
+
+    def add_redacted(self, index: int) -> None:
+        """An add served redacted (its value was removed): its ``remove`` is still to come."""
+
+    def remove(self, index: int, removes: int, reason: str) -> bool:
+        """Apply entry ``index``, which removes the earlier add ``removes``.
+
+        Returns True if a hash left the store, False if the add was a redacted one. Raises
+        ``BadRemove`` if ``removes`` is not an add the store holds (never added, or removed
+        already); a store that applies in batches may raise it later, before the caller
+        commits. Adds passed to ``add_many`` before this call are visible to it.
+        """
+
+
+class _SqliteEntryStore:
+    """The partner's SQLite store (tables ``hashes`` and ``redacted``) as an EntryStore."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+
+    def add_many(self, rows: list[AddRow]) -> None:
+        self.conn.executemany(
+            "INSERT INTO hashes (add_index, algorithm, value, quality, timestamp, origin) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def add_redacted(self, index: int) -> None:
+        self.conn.execute("INSERT INTO redacted (add_index) VALUES (?)", (index,))
+
+    def remove(self, index: int, removes: int, reason: str) -> bool:
+        if self.conn.execute("DELETE FROM hashes WHERE add_index = ?", (removes,)).rowcount:
+            return True
+        if self.conn.execute("DELETE FROM redacted WHERE add_index = ?", (removes,)).rowcount:
+            return False
+        raise BadRemove(
+            f"entry {index} removes entry {removes}, which is not a published add (it is a "
+            "remove, or an add that was already removed)",
+            index=index,
+        )
+
+
+class _Applier:
+    """Verifies entries in index order and hands them to the store (inside its transaction)."""
+
+    def __init__(self, store: EntryStore, edge: tlog.RightEdge, target: int) -> None:
+        self.store = store
         self.edge = edge
         self.target = target
         self.added = 0
         self.removed = 0
         self.redacted = 0
-        self._adds: list[tuple[int, str, str, int | None, int, str | None]] = []
+        self._adds: list[AddRow] = []
 
     @property
     def next_index(self) -> int:
@@ -1018,13 +1084,9 @@ class _Applier:
 
     def _flush(self) -> None:
         if self._adds:
-            self.conn.executemany(
-                "INSERT INTO hashes (add_index, algorithm, value, quality, timestamp, origin) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                self._adds,
-            )
+            self.store.add_many(self._adds)
             self.added += len(self._adds)
-            self._adds.clear()
+            self._adds = []  # a new list: the store may keep the one it was given
 
     def apply(self, start: int, entries: list[Any]) -> None:
         """Verify and apply one page; entries at or past the target size are ignored."""
@@ -1065,7 +1127,7 @@ class _Applier:
                         (i, leaf.algorithm, leaf.value, leaf.quality, leaf.timestamp, leaf.origin)
                     )
                 else:
-                    self._remove(i, leaf.removes)  # type: ignore[arg-type]
+                    self._remove(i, leaf.removes, leaf.reason)  # type: ignore[arg-type]
             elif redacted is True:
                 if e.get("op") != "add":
                     raise TamperedEntry(
@@ -1084,7 +1146,7 @@ class _Applier:
                         index=i,
                     )
                 append(lh)
-                self.conn.execute("INSERT INTO redacted (add_index) VALUES (?)", (i,))
+                self.store.add_redacted(i)
                 self.redacted += 1
             else:
                 raise MalformedResponse(
@@ -1093,18 +1155,12 @@ class _Applier:
                 )
         self._flush()
 
-    def _remove(self, i: int, j: int) -> None:
+    def _remove(self, i: int, j: int, reason: str) -> None:
         if j >= i:
             raise BadRemove(f"entry {i} removes entry {j}, which is not an earlier entry", index=i)
         self._flush()
-        if self.conn.execute("DELETE FROM hashes WHERE add_index = ?", (j,)).rowcount:
+        if self.store.remove(i, j, reason):
             self.removed += 1
-        elif not self.conn.execute("DELETE FROM redacted WHERE add_index = ?", (j,)).rowcount:
-            raise BadRemove(
-                f"entry {i} removes entry {j}, which is not a published add (it is a remove, "
-                "or an add that was already removed)",
-                index=i,
-            )
 
 
 def _order_message(expected: int, got: object, start: int, pos: int) -> str:
@@ -1279,6 +1335,128 @@ def _remove_store_files(store_path: Path) -> None:
             os.unlink(f"{store_path}{suffix}")
 
 
+def verify_head(
+    client: BankClient,
+    slug: str,
+    verifiers: Sequence[tlog.NoteVerifier],
+    origin: str,
+    *,
+    old_size: int,
+    old_root: bytes,
+) -> tuple[str, tlog.Checkpoint]:
+    """Fetch the newest checkpoint and verify it against the last verified tree.
+
+    Steps 1-3 of ``docs/LOG_FORMAT.md`` section 6: signed by a pinned key, for ``origin``, not
+    smaller than ``old_size`` (no rollback), the same root at the same size and a consistency
+    proof to a larger one (no fork). Returns ``(signed note, checkpoint)``; raises a
+    ``SyncRefused`` subclass or ``ServerError``.
+    """
+    # 2. The newest checkpoint, against the pinned keys; no rollback, no fork.
+    note, cp = verify_checkpoint(client.checkpoint(slug), verifiers, origin, where="checkpoint")
+    if cp.size < old_size:
+        raise Rollback(
+            f"the server's checkpoint has size {cp.size}, smaller than the size {old_size} "
+            "verified before (a rollback)"
+        )
+    if cp.size == old_size and cp.root != old_root:
+        raise Fork(
+            f"the server's checkpoint at size {cp.size} has root {_b64(cp.root)}, but the "
+            f"root verified before at that size is {_b64(old_root)} (a fork)"
+        )
+    # 3. Explicit fork detection before downloading anything.
+    if 0 < old_size < cp.size:
+        proof = client.consistency(slug, old_size, cp.size)
+        try:
+            tlog.verify_consistency(
+                old_size=old_size,
+                new_size=cp.size,
+                old_root=old_root,
+                new_root=cp.root,
+                proof=proof,
+            )
+        except tlog.ProofError as exc:
+            raise Fork(
+                f"the checkpoint at size {cp.size} is not an extension of the tree "
+                f"verified before at size {old_size} ({exc}): the server rewrote history "
+                "(a fork)"
+            ) from None
+    return note, cp
+
+
+@dataclass(frozen=True, slots=True)
+class EntryCounts:
+    """What :func:`verify_entries` passed to the store: adds, effective removes, redacted."""
+
+    added: int
+    removed: int
+    redacted: int
+
+
+def verify_entries(
+    client: BankClient,
+    slug: str,
+    verifiers: Sequence[tlog.NoteVerifier],
+    origin: str,
+    *,
+    note: str,
+    checkpoint: tlog.Checkpoint,
+    edge: tlog.RightEdge,
+    store: EntryStore,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    prefetch: int = 2,
+    progress: bool = False,
+    on_page: Callable[[int, int], None] | None = None,
+) -> EntryCounts:
+    """Fetch, verify and store the entries from ``edge.size`` up to the checkpoint's size.
+
+    Steps 4-5 of ``docs/LOG_FORMAT.md`` section 6, after :func:`verify_head` returned
+    ``(note, checkpoint)``: every page's checkpoint is checked, every entry's leaf is decoded
+    strictly and appended to ``edge`` (the right edge of the last verified tree, advanced in
+    place), and the recomputed root must be the checkpoint's. Entries go to ``store`` as they
+    are verified, so the caller commits the store's transaction only if this returns.
+    """
+    cp = checkpoint
+    old_size = edge.size
+    applier = _Applier(store, edge, cp.size)
+    bar = tqdm(
+        total=cp.size - old_size,
+        unit=" entries",
+        unit_scale=True,
+        file=sys.stderr,
+        disable=not progress or cp.size - old_size < PROGRESS_MIN_ENTRIES,
+        desc=slug,
+        leave=False,
+    )
+    verified = {note: cp}
+    pages = _iter_pages(
+        lambda s, n: client.entries(slug, s, n), old_size, cp.size, page_size, prefetch
+    )
+    try:
+        for start, page in pages:
+            entries = _check_page(page, start, cp, verifiers, origin, verified)
+            if start != edge.size:  # pragma: no cover - guarded by _iter_pages
+                raise MissingOrReorderedEntries(f"page from {start}, expected {edge.size}")
+            if on_page is not None:
+                on_page(start, len(entries))
+            before = edge.size
+            applier.apply(start, entries)
+            bar.update(edge.size - before)
+    finally:
+        pages.close()  # stops the download thread at once, even on errors
+        bar.close()
+    if edge.size != cp.size:  # pragma: no cover - _iter_pages stops only at the end
+        raise MissingOrReorderedEntries(
+            f"the entries stop at index {edge.size}, the checkpoint has size {cp.size}"
+        )
+    if edge.root() != cp.root:
+        raise RootMismatch(
+            f"the entries {old_size}..{cp.size - 1} give the root "
+            f"{_b64(edge.root())}, but the checkpoint says {_b64(cp.root)}: an entry "
+            "or a redacted leaf_hash in that range was altered"
+        )
+    return EntryCounts(added=applier.added, removed=applier.removed, redacted=applier.redacted)
+
+
 def sync(
     config: SyncConfig,
     *,
@@ -1336,35 +1514,9 @@ def sync(
         backoff=config.backoff,
         session=session,
     ) as client:
-        # 2. The newest checkpoint, against the pinned keys; no rollback, no fork.
-        note, cp = verify_checkpoint(client.checkpoint(slug), verifiers, origin, where="checkpoint")
-        if cp.size < old_size:
-            raise Rollback(
-                f"the server's checkpoint has size {cp.size}, smaller than the size {old_size} "
-                "verified before (a rollback)"
-            )
-        if cp.size == old_size and cp.root != old_root:
-            raise Fork(
-                f"the server's checkpoint at size {cp.size} has root {_b64(cp.root)}, but the "
-                f"root verified before at that size is {_b64(old_root)} (a fork)"
-            )
-        # 3. Explicit fork detection before downloading anything.
-        if 0 < old_size < cp.size:
-            proof = client.consistency(slug, old_size, cp.size)
-            try:
-                tlog.verify_consistency(
-                    old_size=old_size,
-                    new_size=cp.size,
-                    old_root=old_root,
-                    new_root=cp.root,
-                    proof=proof,
-                )
-            except tlog.ProofError as exc:
-                raise Fork(
-                    f"the checkpoint at size {cp.size} is not an extension of the tree "
-                    f"verified before at size {old_size} ({exc}): the server rewrote history "
-                    "(a fork)"
-                ) from None
+        note, cp = verify_head(
+            client, slug, verifiers, origin, old_size=old_size, old_root=old_root
+        )
         new_state = SyncState(
             slug=slug,
             origin=origin,
@@ -1416,47 +1568,20 @@ def sync(
             rebuild_index = cp.size - old_size >= REBUILD_INDEX_MIN_ENTRIES
             if rebuild_index:
                 conn.execute("DROP INDEX IF EXISTS hashes_algorithm_value")
-            applier = _Applier(conn, edge, cp.size)
-            bar = tqdm(
-                total=cp.size - old_size,
-                unit=" entries",
-                unit_scale=True,
-                file=sys.stderr,
-                disable=not config.progress or cp.size - old_size < PROGRESS_MIN_ENTRIES,
-                desc=slug,
-                leave=False,
+            counts = verify_entries(
+                client,
+                slug,
+                verifiers,
+                origin,
+                note=note,
+                checkpoint=cp,
+                edge=edge,
+                store=_SqliteEntryStore(conn),
+                page_size=config.page_size,
+                prefetch=config.prefetch,
+                progress=config.progress,
+                on_page=on_page,
             )
-            verified = {note: cp}
-            pages = _iter_pages(
-                lambda s, n: client.entries(slug, s, n),
-                old_size,
-                cp.size,
-                config.page_size,
-                config.prefetch,
-            )
-            try:
-                for start, page in pages:
-                    entries = _check_page(page, start, cp, verifiers, origin, verified)
-                    if start != edge.size:  # pragma: no cover - guarded by _iter_pages
-                        raise MissingOrReorderedEntries(f"page from {start}, expected {edge.size}")
-                    if on_page is not None:
-                        on_page(start, len(entries))
-                    before = edge.size
-                    applier.apply(start, entries)
-                    bar.update(edge.size - before)
-            finally:
-                pages.close()  # stops the download thread at once, even on errors
-                bar.close()
-            if edge.size != cp.size:  # pragma: no cover - _iter_pages stops only at the end
-                raise MissingOrReorderedEntries(
-                    f"the entries stop at index {edge.size}, the checkpoint has size {cp.size}"
-                )
-            if edge.root() != cp.root:
-                raise RootMismatch(
-                    f"the entries {old_size}..{cp.size - 1} give the root "
-                    f"{_b64(edge.root())}, but the checkpoint says {_b64(cp.root)}: an entry "
-                    "or a redacted leaf_hash in that range was altered"
-                )
             if rebuild_index:
                 conn.execute(_SCHEMA[1])
             new_state = dataclasses.replace(new_state, edge=edge)
@@ -1481,9 +1606,9 @@ def sync(
         previous_size=old_size,
         size=cp.size,
         root=cp.root,
-        added=applier.added,
-        removed=applier.removed,
-        redacted=applier.redacted,
+        added=counts.added,
+        removed=counts.removed,
+        redacted=counts.redacted,
         entries=cp.size - old_size,
         seconds=time.perf_counter() - t0,
     )

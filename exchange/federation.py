@@ -1,0 +1,548 @@
+"""Federation: this bank imports a list of another hashbank (a peer), verified as a partner would.
+
+A ``Peer`` subscribes one local list to one list of another bank. ``peer_sync`` runs the
+partner client's own verification (``scripts.partner_sync.verify_head`` and
+``verify_entries``: pinned keys, no rollback, no fork, every leaf, the root), spooling what
+it verified to a temporary file; only once everything verified does it import, in one
+transaction with the new verified state on the ``Peer`` row: all of a sync or nothing. So
+no database transaction (nor the local list's lock, which case submissions need) is held
+while the peer is being downloaded.
+
+* An ``add`` is held for the peer (``Hold.holder`` ``peer:<id>``) with its provenance: the
+  origin it names, or the peer's list origin when it names none. Holds make the
+  published-state rule of ``hashbank.services`` apply unchanged: a peer's ``remove`` releases
+  the peer's hold, and a hash a local case also holds stays published.
+* **No echo.** An ``add`` that names one of this bank's own list origins came from here: it
+  is verified but not imported (nor is its later ``remove`` applied). With the provenance
+  rule of ``hashbank.services`` (an add names an import's origin only while no local holder
+  keeps it), two banks that import each other never hand a hash back and forth.
+* A sync the client would refuse (``SyncRefused``: bad signature, unknown key, fork,
+  rollback, root mismatch, tampered entry) is rolled back, then the peer is ``stopped`` with
+  an ``alert`` for operators; what was imported before stays. A stopped peer is not synced
+  until an operator resumes it. Network and HTTP errors are only recorded and retried.
+* One sync per peer at a time: a lease taken with a conditional UPDATE, and the peer's row
+  locked by the import transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from exchange import secret_box
+from exchange.models import Peer, PeerEntry
+from hashbank import tlog
+from hashbank.errors import Conflict, InvalidInput
+from hashbank.log import list_origin
+from hashbank.models import HashList
+from hashbank.services import HashInput, hashes_hold, hashes_release, holds_release
+from scripts import partner_sync as ps
+
+logger = logging.getLogger(__name__)
+
+#: Entries imported per ``hashes_hold`` call (and removes applied per batch).
+IMPORT_BATCH = 2000
+#: Pages the download thread may fetch ahead while a page is imported.
+PREFETCH_PAGES = 1
+#: Retries of a failed request within one sync (then the next beat tries again).
+CLIENT_RETRIES = 2
+CLIENT_BACKOFF = 0.5
+_SLUG_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True)
+class PeerSyncResult:
+    """What one sync of one peer did.
+
+    ``status``: ``ok`` (new entries verified and applied), ``up_to_date``, ``busy``
+    (another worker holds the peer), ``stopped`` (waiting for an operator), ``inactive``,
+    ``refused`` (this sync stopped the peer) or ``error`` (network/HTTP/local; retried).
+    """
+
+    peer: str
+    status: str
+    previous_size: int = 0
+    size: int = 0
+    imported: int = 0
+    skipped: int = 0
+    removed: int = 0
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("refused", "error")
+
+
+# --------------------------------------------------------------------------------------------
+# Subscribing
+# --------------------------------------------------------------------------------------------
+
+
+def own_origins() -> frozenset[str]:
+    """The log origins of this bank's lists: adds naming one of them came from here."""
+    return frozenset(list_origin(slug) for slug in HashList.objects.values_list("slug", flat=True))
+
+
+def peer_base_url_check(url: str) -> str:
+    """An absolute https URL (http only where HASHBANK_PEER_ALLOW_HTTP), normalised."""
+    parts = urlsplit(url.strip())
+    if parts.scheme == "http" and not settings.HASHBANK_PEER_ALLOW_HTTP:
+        raise InvalidInput(
+            "The peer's URL must use https: the token would travel unencrypted.", field="base_url"
+        )
+    try:
+        return ps.normalize_base_url(url, allow_http=True)
+    except ps.ConfigError as exc:
+        raise InvalidInput(str(exc).replace("--base-url", "The URL"), field="base_url") from None
+
+
+def peer_vkeys_check(vkeys: Sequence[str], *, remote_list: str) -> list[str]:
+    """Parse the pinned verifier keys: one key name, ``<peer origin>/lists/<remote_list>``.
+
+    Returns them in canonical form. Refuses keys of this bank's own lists.
+    """
+    verifiers: list[tlog.NoteVerifier] = []
+    for vkey in vkeys:
+        if not vkey.strip():
+            continue
+        try:
+            verifiers.append(tlog.parse_vkey(vkey.strip()))
+        except tlog.KeyFormatError as exc:
+            raise InvalidInput(
+                f"Invalid verifier key {vkey.strip()!r}: {exc}", field="vkeys"
+            ) from None
+    if not verifiers:
+        raise InvalidInput("At least one verifier key is needed.", field="vkeys")
+    names = sorted({v.name for v in verifiers})
+    if len(names) != 1:
+        raise InvalidInput(
+            f"The verifier keys must all be for one list, got {', '.join(names)}.", field="vkeys"
+        )
+    head, sep, tail = names[0].rpartition("/lists/")
+    if not (head and sep and tail == remote_list):
+        raise InvalidInput(
+            f"The verifier key is for {names[0]!r}, not for a list named {remote_list!r} "
+            "(its name must be <peer origin>/lists/<list>).",
+            field="vkeys",
+        )
+    if names[0] in own_origins():
+        raise InvalidInput(
+            f"{names[0]} is one of this bank's own lists: a bank cannot import itself.",
+            field="vkeys",
+        )
+    return list(dict.fromkeys(v.vkey for v in verifiers))
+
+
+def peer_vkeys(peer: Peer) -> list[str]:
+    return [line.strip() for line in peer.vkeys.splitlines() if line.strip()]
+
+
+def peer_origin(peer: Peer) -> str:
+    """The peer list's log origin: the name of its pinned keys."""
+    return tlog.parse_vkey(peer_vkeys(peer)[0]).name
+
+
+def peer_token_set(*, peer: Peer, token: str) -> None:
+    """Store the bearer token the peer issued to this bank, sealed (never readable in the DB)."""
+    token = token.strip()
+    if not token:
+        raise InvalidInput("The token is empty.", field="token")
+    peer.token_sealed = secret_box.seal(token, purpose=f"peer:{peer.pk}")
+    Peer.objects.filter(pk=peer.pk).update(token_sealed=peer.token_sealed)
+
+
+def peer_add(
+    *,
+    name: str,
+    base_url: str,
+    remote_list: str,
+    token: str,
+    vkeys: Sequence[str],
+    local_list: str,
+) -> Peer:
+    """Subscribe ``local_list`` to list ``remote_list`` of the bank at ``base_url``.
+
+    ``vkeys`` are the peer list's verifier keys, obtained out of band and pinned; ``token`` is
+    the bearer token the peer issued to this bank (stored sealed). The first sync imports
+    the whole list.
+    """
+    name = name.strip()
+    if not name:
+        raise InvalidInput("A peer needs a name.", field="name")
+    if not _SLUG_RE.fullmatch(remote_list or ""):
+        raise InvalidInput(f"Invalid list name {remote_list!r}.", field="remote_list")
+    url = peer_base_url_check(base_url)
+    keys = peer_vkeys_check(vkeys, remote_list=remote_list)
+    if not token.strip():
+        raise InvalidInput("The peer's token is empty.", field="token")
+    target = HashList.objects.filter(slug=local_list).first()
+    if target is None:
+        raise InvalidInput(f"There is no local list {local_list!r}.", field="local_list")
+    origin = tlog.parse_vkey(keys[0]).name
+    with transaction.atomic():
+        if Peer.objects.filter(name=name).exists():
+            raise Conflict(f"A peer named {name!r} exists already.", field="name")
+        for other in Peer.objects.all():
+            if peer_origin(other) == origin:
+                raise Conflict(f"{origin} is imported already, by peer {other.name!r}.")
+        peer = Peer.objects.create(
+            name=name,
+            base_url=url,
+            remote_list=remote_list,
+            vkeys="\n".join(keys),
+            local_list=target,
+        )
+        peer_token_set(peer=peer, token=token)
+    return peer
+
+
+def peer_resume(*, peer_id: int) -> bool:
+    """Operators: sync a stopped peer again (after checking with its operators why it stopped).
+
+    The verified state is kept: a peer that really forked is stopped again at once.
+    """
+    resumed = Peer.objects.filter(pk=peer_id, stopped=True).update(stopped=False, alert="")
+    if resumed:
+        logger.warning("peer %s resumed by an operator", peer_id)
+    return bool(resumed)
+
+
+def peer_unsubscribe(*, peer_id: int) -> int:
+    """Operators: stop importing from a peer and unpublish what only it kept published.
+
+    Releases the peer's holds (a hash a local case or another peer holds stays published),
+    forgets its entries and verified state, and deactivates it: reactivated, it imports the
+    whole list again. Returns how many hashes it released.
+    """
+    with transaction.atomic():
+        peer = Peer.objects.select_for_update().get(pk=peer_id)
+        released = holds_release(holder=peer.holder, reason="withdrawn")
+        PeerEntry.objects.filter(peer=peer).delete()
+        Peer.objects.filter(pk=peer.pk).update(
+            active=False, size=0, root="", edge={}, checkpoint="", stopped=False, alert=""
+        )
+    logger.warning("peer %s unsubscribed: %d hashes released", peer.name, len(released))
+    return len(released)
+
+
+# --------------------------------------------------------------------------------------------
+# Syncing
+# --------------------------------------------------------------------------------------------
+
+
+def peers_due() -> list[int]:
+    """Peers to sync now: active, not stopped, not being synced."""
+    now = timezone.now()
+    return list(
+        Peer.objects.filter(active=True, stopped=False)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def peers_sync_all() -> list[PeerSyncResult]:
+    """Sync every active peer now, one after the other (stopped ones report ``stopped``)."""
+    ids = Peer.objects.filter(active=True).order_by("name").values_list("pk", flat=True)
+    return [peer_sync(peer_id=peer_id) for peer_id in ids]
+
+
+def peer_sync(*, peer_id: int, resume: bool = False) -> PeerSyncResult:
+    """Bring the import of one peer up to its newest checkpoint, verifying everything.
+
+    Never raises for what the peer serves or for network errors: the outcome is in the
+    result and on the peer's row (``last_error``, or ``stopped`` and ``alert``).
+    """
+    if resume:
+        peer_resume(peer_id=peer_id)
+    peer = Peer.objects.get(pk=peer_id)
+    if not peer.active:
+        return PeerSyncResult(peer.name, "inactive", peer.size, peer.size)
+    if peer.stopped:
+        return PeerSyncResult(peer.name, "stopped", peer.size, peer.size, message=peer.alert)
+    lease = _claim(peer_id)
+    if lease is None:
+        return PeerSyncResult(peer.name, "busy", peer.size, peer.size)
+    try:
+        return _sync_leased(peer_id, lease)
+    finally:
+        Peer.objects.filter(pk=peer_id, lease_until=lease).update(lease_until=None)
+
+
+def _claim(peer_id: int) -> datetime | None:
+    """Take the peer's lease; None if another worker holds it (or the peer is stopped)."""
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.HASHBANK_PEER_LEASE_S)
+    with transaction.atomic():
+        # skip_locked: an import in progress keeps the row locked; don't queue behind it.
+        free = (
+            Peer.objects.select_for_update(skip_locked=True)
+            .filter(pk=peer_id, active=True, stopped=False)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .exists()
+        )
+        if not free:
+            return None
+        Peer.objects.filter(pk=peer_id).update(lease_until=lease)
+    return lease
+
+
+class _Busy(Exception):
+    """The lease was lost to another worker: leave the import to it."""
+
+
+def _sync_leased(peer_id: int, lease: datetime) -> PeerSyncResult:
+    peer = Peer.objects.select_related("local_list").get(pk=peer_id)
+    started = timezone.now()
+    old_size = peer.size
+    result = PeerSyncResult(peer.name, "error", old_size, old_size)
+    try:
+        token = secret_box.unseal(peer.token_sealed, purpose=f"peer:{peer.pk}")
+        verifiers = [tlog.parse_vkey(v) for v in peer_vkeys(peer)]
+        if not verifiers:
+            raise ValueError("no pinned verifier key")
+    except (ValueError, tlog.KeyFormatError) as exc:
+        return _failed(peer, result, f"local configuration: {exc}", started)
+    origin = verifiers[0].name
+    try:
+        edge = tlog.RightEdge.from_json(peer.edge) if peer.edge else tlog.RightEdge()
+        old_root = base64.b64decode(peer.root) if peer.root else tlog.EMPTY_ROOT
+        if (edge.size, edge.root()) != (old_size, old_root):
+            raise ValueError("size, root and right edge disagree")
+    except ValueError as exc:
+        return _refused(
+            peer, result, f"the stored verified state is corrupt ({exc})", "CorruptState", started
+        )
+    try:
+        with (
+            ps.BankClient(
+                peer.base_url,
+                token,
+                timeout=settings.HASHBANK_PEER_TIMEOUT_S,
+                retries=CLIENT_RETRIES,
+                backoff=CLIENT_BACKOFF,
+            ) as client,
+            tempfile.TemporaryFile("w+", encoding="utf-8") as spool_file,
+        ):
+            note, cp = ps.verify_head(
+                client, peer.remote_list, verifiers, origin, old_size=old_size, old_root=old_root
+            )
+            if cp.size == old_size and note == peer.checkpoint:
+                Peer.objects.filter(pk=peer.pk).update(
+                    last_sync_at=started, last_success_at=started, last_error=""
+                )
+                return PeerSyncResult(peer.name, "up_to_date", old_size, old_size)
+            spool = _Spool(spool_file)
+            ps.verify_entries(
+                client,
+                peer.remote_list,
+                verifiers,
+                origin,
+                note=note,
+                checkpoint=cp,
+                edge=edge,
+                store=spool,
+                prefetch=PREFETCH_PAGES,
+            )
+            spool.flush()
+            spool_file.seek(0)
+            importer = _PeerImport(peer=peer, default_origin=cp.origin, own=own_origins())
+            with transaction.atomic():
+                # Our lease, and the state we started from: or another worker took over.
+                if (
+                    not Peer.objects.select_for_update()
+                    .filter(pk=peer.pk, active=True, lease_until=lease, size=old_size)
+                    .filter(root=peer.root)
+                    .exists()
+                ):
+                    raise _Busy
+                for line in spool_file:
+                    importer.apply(*json.loads(line))
+                Peer.objects.filter(pk=peer.pk).update(
+                    size=cp.size,
+                    root=base64.b64encode(cp.root).decode("ascii"),
+                    edge=edge.to_json(),
+                    checkpoint=note,
+                    last_sync_at=started,
+                    last_success_at=started,
+                    last_error="",
+                )
+    except _Busy:
+        return PeerSyncResult(peer.name, "busy", old_size, old_size)
+    except ps.SyncRefused as exc:
+        return _refused(peer, result, str(exc), type(exc).__name__, started)
+    except ps.SyncError as exc:  # network, HTTP (401, 404, 5xx...), local configuration
+        return _failed(peer, result, str(exc), started)
+    return PeerSyncResult(
+        peer.name,
+        "ok",
+        old_size,
+        cp.size,
+        imported=importer.imported,
+        skipped=importer.skipped,
+        removed=importer.removed,
+    )
+
+
+def _failed(peer: Peer, result: PeerSyncResult, message: str, when: datetime) -> PeerSyncResult:
+    logger.warning("peer %s: sync failed, retried later: %s", peer.name, message)
+    Peer.objects.filter(pk=peer.pk).update(last_sync_at=when, last_error=message[:2000])
+    return PeerSyncResult(**{**result.to_json(), "status": "error", "message": message})
+
+
+def _refused(
+    peer: Peer, result: PeerSyncResult, message: str, kind: str, when: datetime
+) -> PeerSyncResult:
+    """Stop the peer: its import was rolled back; what it imported before is kept."""
+    alert = (
+        f"{when:%Y-%m-%d %H:%M:%S} UTC: import STOPPED ({kind}): {message}. Nothing from "
+        f"this sync was imported; the {peer.size} entries verified before are kept. This may "
+        "be an attack or a bug at the peer: check with its operators out of band, then "
+        "resume."
+    )
+    logger.error("peer %s: %s", peer.name, alert)
+    Peer.objects.filter(pk=peer.pk).update(
+        stopped=True, alert=alert, last_sync_at=when, last_error=f"{kind}: {message}"[:2000]
+    )
+    return PeerSyncResult(**{**result.to_json(), "status": "refused", "message": alert})
+
+
+class _Spool:
+    """The ``partner_sync.EntryStore`` of a peer's sync: verified entries, spooled to a file.
+
+    Written in batches of about ``IMPORT_BATCH`` entries, one JSON line ``[adds, redacted
+    indexes, removes]`` each, for ``_PeerImport`` to apply once everything verified.
+    Whether a remove names a live add is checked then (``BadRemove``).
+    """
+
+    def __init__(self, file: IO[str]) -> None:
+        self.file = file
+        self._adds: list[ps.AddRow] = []
+        self._redacted: list[int] = []
+        self._removes: list[tuple[int, int, str]] = []
+
+    def add_many(self, rows: list[ps.AddRow]) -> None:
+        self._adds.extend(rows)
+        if len(self._adds) >= IMPORT_BATCH:
+            self.flush()
+
+    def add_redacted(self, index: int) -> None:
+        self._redacted.append(index)
+
+    def remove(self, index: int, removes: int, reason: str) -> bool:
+        self._removes.append((index, removes, reason))
+        if len(self._removes) >= IMPORT_BATCH:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        if self._adds or self._redacted or self._removes:
+            self.file.write(json.dumps([self._adds, self._redacted, self._removes]) + "\n")
+            self._adds, self._redacted, self._removes = [], [], []
+
+
+class _PeerImport:
+    """Applies a peer's verified entries to its local list, batch by batch, in one transaction.
+
+    Only the set of live adds matters, so an add removed within the same batch is never
+    imported. Adds are held for the peer with their provenance; removes release the peer's
+    hold (while no other live add of the peer names the same hash).
+    """
+
+    def __init__(self, *, peer: Peer, default_origin: str, own: frozenset[str]) -> None:
+        self.peer = peer
+        self.holder = peer.holder
+        self.default_origin = default_origin
+        self.own = own
+        self.imported = 0
+        self.skipped = 0
+        self.removed = 0
+
+    def apply(
+        self, adds: list[ps.AddRow], redacted: list[int], removes: list[tuple[int, int, str]]
+    ) -> None:
+        pending = {row[0] for row in adds}.union(redacted)
+        earlier: list[tuple[int, int, str]] = []  # removes of adds from earlier batches
+        for index, j, reason in removes:
+            if j in pending:
+                pending.discard(j)
+            else:
+                earlier.append((index, j, reason))
+        self._import([row for row in adds if row[0] in pending], pending.intersection(redacted))
+        if earlier:
+            self._release(earlier)
+
+    def _import(self, adds: list[ps.AddRow], redacted: set[int]) -> None:
+        peer = self.peer
+        entries = [PeerEntry(peer=peer, remote_index=i) for i in sorted(redacted)]
+        by_origin: dict[str, list[tuple[int, HashInput]]] = {}
+        for index, algorithm, value, quality, _timestamp, origin in adds:
+            if origin in self.own:  # one of ours, coming back: never import it
+                entries.append(PeerEntry(peer=peer, remote_index=index))
+                self.skipped += 1
+                continue
+            by_origin.setdefault(origin or self.default_origin, []).append(
+                (index, HashInput(algorithm, value, quality))
+            )
+        for origin, items in by_origin.items():
+            held = hashes_hold(
+                hash_list=peer.local_list,
+                hashes=[item for _, item in items],
+                holder=self.holder,
+                origin=origin,
+            )
+            entries += [
+                PeerEntry(peer=peer, remote_index=index, hash_id=h.pk)
+                for (index, _), h in zip(items, held, strict=True)
+            ]
+            self.imported += len(items)
+        PeerEntry.objects.bulk_create(entries, batch_size=IMPORT_BATCH)
+
+    def _release(self, removes: list[tuple[int, int, str]]) -> None:
+        peer = self.peer
+        wanted = [j for _, j, _ in removes]
+        live = dict(
+            PeerEntry.objects.filter(peer=peer, remote_index__in=wanted).values_list(
+                "remote_index", "hash_id"
+            )
+        )
+        seen: set[int] = set()
+        for index, j, _ in removes:
+            if j not in live or j in seen:
+                raise ps.BadRemove(
+                    f"entry {index} removes entry {j}, which is not a live add of the peer's "
+                    "log (a remove, or an add removed already)",
+                    index=index,
+                )
+            seen.add(j)
+        PeerEntry.objects.filter(peer=peer, remote_index__in=wanted).delete()
+        hash_ids = {live[j] for j in wanted if live[j] is not None}
+        # The peer may list a hash under two live adds: keep it while one is left.
+        kept = set(
+            PeerEntry.objects.filter(peer=peer, hash_id__in=hash_ids).values_list(
+                "hash_id", flat=True
+            )
+        )
+        by_reason: dict[str, set[int]] = {}
+        for _, j, reason in removes:
+            hash_id = live[j]
+            if hash_id is not None and hash_id not in kept:
+                by_reason.setdefault(reason, set()).add(hash_id)
+        for reason, ids in sorted(by_reason.items()):
+            self.removed += len(hashes_release(holder=self.holder, hash_ids=ids, reason=reason))

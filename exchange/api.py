@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -111,8 +111,9 @@ class EntriesApi(PartnerApi):
         services.partner_record_fetch(
             partner=request.user, hash_list=hash_list, position=query["start"] + len(page.entries)
         )
-        # Rendered directly: pages are large and DRF's renderer is slow for them.
-        return HttpResponse(page.to_json(), content_type="application/json")
+        # Rendered directly and streamed in pieces: pages are large, DRF's renderer
+        # is slow for them, and one big string per page fragments the worker's heap.
+        return StreamingHttpResponse(page.json_chunks(), content_type="application/json")
 
 
 class ConsistencyProofApi(PartnerApi):

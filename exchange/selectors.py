@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,11 +153,16 @@ class FeedPage:
     next: int | None
 
     def to_json(self) -> str:
+        return b"".join(self.json_chunks()).decode()
+
+    def json_chunks(self, entries_per_chunk: int = 500) -> Iterator[bytes]:
+        """The page as JSON in pieces: no multi-megabyte string is ever built."""
         next_ = "null" if self.next is None else str(self.next)
-        return (
-            f'{{"checkpoint":{json.dumps(self.checkpoint)},'
-            f'"entries":[{",".join(self.entries)}],"next":{next_}}}'
-        )
+        yield f'{{"checkpoint":{json.dumps(self.checkpoint)},"entries":['.encode()
+        for i in range(0, len(self.entries), entries_per_chunk):
+            prefix = "," if i else ""
+            yield (prefix + ",".join(self.entries[i : i + entries_per_chunk])).encode()
+        yield f'],"next":{next_}}}'.encode()
 
 
 def feed_page(*, hash_list: HashList, start: int, limit: int) -> FeedPage:

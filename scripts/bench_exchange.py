@@ -43,6 +43,7 @@ from scripts.benchlib import (
     manage,
     percentile,
     production_env,
+    run_measured,
 )
 
 BATCH = 10_000
@@ -90,10 +91,10 @@ def load_hashes(count: int, start: int) -> list[int]:
     with connection.cursor() as cursor:
         raw = cursor.cursor
         with raw.copy(
-            "COPY hashbank_hold (hash_id, holder, active, created_at) FROM STDIN"
+            "COPY hashbank_hold (hash_id, holder, active, created_at, origin) FROM STDIN"
         ) as copy:
             for pk in ids:
-                copy.write_row((pk, "bench:import", True, now))
+                copy.write_row((pk, "bench:import", True, now, ""))
     return ids
 
 
@@ -155,23 +156,19 @@ def run_sync(base: str, token_file: Path, vkey: str, state_dir: Path) -> dict:
         "--state-dir", str(state_dir), "--base-url", base, "--list", "adult",
         "--token-file", str(token_file), "--vkey", vkey, "--json", "--no-progress",
     ]  # fmt: skip
-    out_path, err_path = state_dir.with_suffix(".out"), state_dir.with_suffix(".err")
     started = time.perf_counter()
-    with out_path.open("w") as out, err_path.open("w") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+    code, out, err, peak = run_measured(cmd)
     elapsed = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"sync failed ({proc.returncode}): {err_path.read_text()[-2000:]}")
-    summary = json.loads(out_path.read_text())
+    if code != 0:
+        raise RuntimeError(f"sync failed ({code}): {err[-2000:]}")
+    summary = json.loads(out)
     summary["wall_seconds"] = round(elapsed, 2)
-    summary["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)
+    summary["peak_rss_mib"] = round(peak, 1)
     return summary
 
 
 STOPNCII_CLIENT = r"""
-import json, resource, sys, time
+import json, sys, time
 from threatexchange.exchanges.clients.stopncii.api import StopNCIIAPI
 api = StopNCIIAPI(subscription_key=sys.argv[2], fetch_function_key=sys.argv[3],
                   base_url_override=sys.argv[1])
@@ -181,18 +178,18 @@ for page in api.fetch_hashes_iter(start_timestamp=0):
     for r in page.hashRecords:
         records[(r.signalType, r.hashValue)] = r.hashStatus
 elapsed = time.perf_counter() - started
-print(json.dumps({"records": len(records), "seconds": elapsed,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"records": len(records), "seconds": elapsed}))
 """
 
 
 def run_stopncii(base: str, creds: dict[str, str]) -> dict:
-    result = subprocess.run(
+    code, out, err, peak = run_measured(
         [sys.executable, "-c", STOPNCII_CLIENT, base + "/stopncii/v1",
-         creds["subscription_key"], creds["fetch_function_key"]],
-        capture_output=True, text=True, check=True,
+         creds["subscription_key"], creds["fetch_function_key"]]
     )  # fmt: skip
-    return json.loads(result.stdout)
+    if code != 0:
+        raise RuntimeError(f"StopNCII fetch failed: {err[-2000:]}")
+    return {**json.loads(out), "peak_rss_mib": round(peak, 1)}
 
 
 def checkpoint_latency(port: int, token: str, clients: int, requests: int) -> list[float]:
@@ -274,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                 "full": sync_full,
                 "target_entries_per_s": 100_000,
             }
+            workers = gunicorn_workers(server.pid)
+            results["server_worker_peak_rss_mib_after_native_sync"] = [
+                round(peak_rss_mib(p), 1) for p in workers
+            ]
             stop = run_stopncii(base, creds)
             stop["records_per_s"] = round(stop["records"] / stop["seconds"])
             results["stopncii_fetch"] = stop
@@ -287,7 +288,6 @@ def main(argv: list[str] | None = None) -> int:
                 "p99": round(percentile(lat, 99), 2),
                 "target_p99": 20,
             }
-            workers = gunicorn_workers(server.pid)
             results["server_worker_peak_rss_mib"] = [round(peak_rss_mib(p), 1) for p in workers]
         results["publish_path_hashes_per_s"] = round(publish_path(50_000))
 

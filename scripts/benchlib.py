@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -118,3 +119,27 @@ def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
+
+
+def run_measured(cmd: Sequence[str], **kwargs: object) -> tuple[int, str, str, float]:
+    """Run ``cmd``; return (exit code, stdout, stderr, peak RSS in MiB).
+
+    The peak is read from /proc/<pid>/status (VmHWM) while the process runs:
+    getrusage's ru_maxrss would include the memory of the (large) benchmark
+    process that forked it, since Linux keeps the high-water mark across exec.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, **kwargs)  # type: ignore[call-overload]
+        peak = 0
+        status_path = Path(f"/proc/{proc.pid}/status")
+        while proc.poll() is None:
+            try:
+                for line in status_path.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+            except OSError:
+                pass
+            time.sleep(0.02)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), peak / 1024

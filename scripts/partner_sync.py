@@ -780,7 +780,7 @@ class LocalStore:
     """
 
     MATCH_CHUNK: Final = 1 << 18
-    CACHE_CHUNK: Final = 1 << 20
+    CACHE_CHUNK: Final = 1 << 16  # values per chunk: ~4 MiB of hex text
 
     def __init__(self, state_dir: Path | str) -> None:
         self.dir = Path(state_dir)
@@ -866,31 +866,41 @@ class LocalStore:
                         return arr
                 except (OSError, ValueError):
                     pass
-            parts = [np.zeros(0, dtype=">u8")]
-            last = ""
-            while True:  # SQLite concatenates (fast), in chunks (its strings are < 1 GB)
-                text, last, n = self._conn.execute(
-                    "SELECT group_concat(value, ''), max(value), count(*) FROM (SELECT DISTINCT "
-                    "value FROM hashes WHERE algorithm = 'pdq' AND value > ? ORDER BY value "
-                    "LIMIT ?)",
-                    (last, self.CACHE_CHUNK),
-                ).fetchone()
-                if n:
-                    parts.append(np.frombuffer(bytes.fromhex(text), dtype=">u8"))
-                if n < self.CACHE_CHUNK:
-                    break
+            # Written to the file chunk by chunk, so building the cache takes memory
+            # for one chunk, whatever the size of the list.
+            (count,) = self._conn.execute(
+                "SELECT count(DISTINCT value) FROM hashes WHERE algorithm = 'pdq'"
+            ).fetchone()
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".pdq-", suffix=".npy.tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.lib.format.write_array_header_1_0(
+                        f, {"descr": "<u8", "fortran_order": False, "shape": (count, 4)}
+                    )
+                    last, written = "", 0
+                    while True:  # SQLite concatenates (fast), in chunks
+                        text, last, n = self._conn.execute(
+                            "SELECT group_concat(value, ''), max(value), count(*) FROM (SELECT "
+                            "DISTINCT value FROM hashes WHERE algorithm = 'pdq' AND value > ? "
+                            "ORDER BY value LIMIT ?)",
+                            (last, self.CACHE_CHUNK),
+                        ).fetchone()
+                        if n:
+                            chunk = np.frombuffer(bytes.fromhex(text), dtype=">u8")
+                            f.write(chunk.astype("<u8").tobytes())
+                            written += n
+                        if n < self.CACHE_CHUNK:
+                            break
+                    if written != count:  # pragma: no cover - one snapshot, so never
+                        raise ConfigError("the store changed while the PDQ cache was built")
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
         finally:
             self._conn.execute("COMMIT")
-        arr = np.concatenate(parts).astype(np.uint64).reshape(-1, 4)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".pdq-", suffix=".npy.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, arr, allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
         for old in self.dir.glob("pdq-*.npy"):
             if old != path:
                 with contextlib.suppress(OSError):

@@ -102,3 +102,15 @@ def partner_api(make_partner: Callable[..., Any]) -> Callable[..., APIClient]:
         return client
 
     return make
+
+
+@pytest.fixture
+def in_process_tasks(settings: Any) -> Any:
+    """Celery tasks run inline, whatever broker CI configures."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    yield
+    app.conf.task_always_eager = previous

@@ -590,7 +590,7 @@ def test_peer_sync_command_prints_results_and_fails_on_a_refusal(bank):
 
 
 @pytest.mark.django_db
-def test_the_beat_task_syncs_due_peers_and_skips_stopped_ones(bank, settings):
+def test_the_beat_task_syncs_due_peers_and_skips_stopped_ones(bank, settings, in_process_tasks):
     from exchange.tasks import peers_sync
 
     schedule = settings.CELERY_BEAT_SCHEDULE["sync-peers"]
@@ -630,7 +630,7 @@ def test_admin_shows_a_stopped_peer_as_an_alert(operator, bank):
 
 
 @pytest.mark.django_db
-def test_admin_adds_a_peer_and_its_actions_sync_and_resume(operator, bank):
+def test_admin_adds_a_peer_and_its_actions_sync_and_resume(operator, bank, in_process_tasks):
     add_values(bank, 2, "admin-add")
     response = operator.post(
         "/admin/exchange/peer/add/",

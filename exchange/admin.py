@@ -60,6 +60,24 @@ class PartnerListStateInline(admin.TabularInline):
         return False
 
 
+def _lag_text(delivery: Delivery) -> str:
+    entries, seconds = delivery_lag(delivery)
+    return f"{entries} entries, {seconds:.0f} s"
+
+
+def _secrets_page(
+    admin_site: admin.AdminSite, request: HttpRequest, issued: list[Any], title: str
+) -> HttpResponse:
+    """Secrets rendered straight into this response: never stored in a message or session."""
+    response = TemplateResponse(
+        request,
+        "admin/exchange/credentials_issued.html",
+        {**admin_site.each_context(request), "issued": issued, "title": title},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 class DeliveryInline(admin.TabularInline):
     model = Delivery
     extra = 0
@@ -71,8 +89,7 @@ class DeliveryInline(admin.TabularInline):
 
     @admin.display(description="lag (entries, seconds)")
     def lag(self, obj: Delivery) -> str:
-        entries, seconds = delivery_lag(obj)
-        return f"{entries} entries, {seconds:.0f} s"
+        return _lag_text(obj)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -124,16 +141,7 @@ class PartnerAdmin(admin.ModelAdmin):
         with transaction.atomic():
             for partner in queryset:
                 issued.append((partner, credentials_rotate(partner=partner, kinds=PARTNER_KINDS)))
-        # Rendered straight into this response: never stored in a message or session.
-        return TemplateResponse(
-            request,
-            "admin/exchange/credentials_issued.html",
-            {
-                "issued": issued,
-                "title": "New partner credentials",
-                **self.admin_site.each_context(request),
-            },
-        )
+        return _secrets_page(self.admin_site, request, issued, "New partner credentials")
 
     @admin.action(description="Issue a new webhook secret (the old one co-signs for 24 h)")
     def rotate_webhook_secret(
@@ -143,14 +151,7 @@ class PartnerAdmin(admin.ModelAdmin):
             (partner, {"webhook_secret": webhook_secret_issue(partner=partner)})
             for partner in queryset.exclude(webhook_url="")
         ]
-        context = {"issued": issued, "title": "New webhook secrets"}
-        response = TemplateResponse(
-            request,
-            "admin/exchange/credentials_issued.html",
-            {**self.admin_site.each_context(request), **context},
-        )
-        response["Cache-Control"] = "no-store"
-        return response
+        return _secrets_page(self.admin_site, request, issued, "New webhook secrets")
 
     @admin.action(description="Revoke all credentials")
     def revoke_credentials(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
@@ -186,8 +187,7 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description="lag (entries, seconds)")
     def lag(self, obj: Delivery) -> str:
-        entries, seconds = delivery_lag(obj)
-        return f"{entries} entries, {seconds:.0f} s"
+        return _lag_text(obj)
 
     @admin.display(description="last error")
     def short_error(self, obj: Delivery) -> str:

@@ -22,13 +22,13 @@ from datetime import timedelta
 
 import requests
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from exchange import secret_box, webhook_signing
 from exchange.models import Delivery, Partner
-from exchange.selectors import entry_json_text, partner_lists
+from exchange.selectors import entries_json_text, partner_lists
 from hashbank.errors import InvalidInput
 from hashbank.log import checkpoint_at
 from hashbank.models import HashList
@@ -212,16 +212,7 @@ def _claim(delivery_id: int) -> Delivery | None:
 
 
 def _batch_body(delivery: Delivery, hash_list: HashList, start: int, end: int) -> bytes:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            'SELECT "index", leaf, leaf_hash, redacted FROM hashbank_logentry '
-            'WHERE hash_list_id = %s AND "index" >= %s AND "index" < %s ORDER BY "index"',
-            [hash_list.pk, start, end],
-        )
-        entries = [
-            entry_json_text(index, bytes(leaf), bytes(digest), bool(redacted))
-            for index, leaf, digest, redacted in cursor.fetchall()
-        ]
+    entries = entries_json_text(hash_list_id=hash_list.pk, start=start, end=end)
     checkpoint = checkpoint_at(hash_list=hash_list, size=end)
     return (
         f'{{"type":"entries","list":{json.dumps(hash_list.slug)},'

@@ -165,6 +165,20 @@ class FeedPage:
         yield f'],"next":{next_}}}'.encode()
 
 
+def entries_json_text(*, hash_list_id: int, start: int, end: int) -> list[str]:
+    """Entries [start, end) of a list's log, each as wire-format JSON text (pull and push)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'SELECT "index", leaf, leaf_hash, redacted FROM hashbank_logentry '
+            'WHERE hash_list_id = %s AND "index" >= %s AND "index" < %s ORDER BY "index"',
+            [hash_list_id, start, end],
+        )
+        return [
+            entry_json_text(index, bytes(leaf), bytes(digest), bool(redacted))
+            for index, leaf, digest, redacted in cursor.fetchall()
+        ]
+
+
 def feed_page(*, hash_list: HashList, start: int, limit: int) -> FeedPage:
     """Entries [start, start+limit) with the newest checkpoint, which covers all of them.
 
@@ -178,16 +192,7 @@ def feed_page(*, hash_list: HashList, start: int, limit: int) -> FeedPage:
             f"start is past the end of the log (size {size}).", field="start", code="out_of_range"
         )
     end = min(start + limit, size)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            'SELECT "index", leaf, leaf_hash, redacted FROM hashbank_logentry '
-            'WHERE hash_list_id = %s AND "index" >= %s AND "index" < %s ORDER BY "index"',
-            [hash_list.pk, start, end],
-        )
-        entries = [
-            entry_json_text(index, bytes(leaf), bytes(digest), bool(redacted))
-            for index, leaf, digest, redacted in cursor.fetchall()
-        ]
+    entries = entries_json_text(hash_list_id=hash_list.pk, start=start, end=end)
     return FeedPage(
         checkpoint=current_checkpoint(slug=head["slug"], size=size, tree_edge=head["tree_edge"]),
         size=size,

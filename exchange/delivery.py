@@ -18,7 +18,7 @@ import json
 import logging
 import random
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import requests
 from django.conf import settings
@@ -141,6 +141,16 @@ def deliveries_ensure(*, hash_list_id: int | None = None) -> list[int]:
     return ids
 
 
+def _unleased(now: datetime) -> Q:
+    """No worker holds the delivery's lease."""
+    return Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+
+
+def _retry_due(now: datetime) -> Q:
+    """The delivery is not waiting out a retry backoff."""
+    return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+
+
 def deliveries_kick(*, hash_list_id: int) -> None:
     """Queue a delivery task for every webhook partner of this list (after commit).
 
@@ -152,14 +162,12 @@ def deliveries_kick(*, hash_list_id: int) -> None:
     # the sweep); here, one indexed query keeps publishing cheap. A delivery
     # whose lease is held is skipped: its worker re-reads the log after
     # releasing the lease (see delivery_run), so it cannot miss these entries.
-    now = timezone.now()
-    ids = (
-        Delivery.objects.filter(
-            hash_list_id=hash_list_id, partner__active=True, next_attempt_at__isnull=True
-        )
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .values_list("pk", flat=True)
-    )
+    ids = Delivery.objects.filter(
+        _unleased(timezone.now()),
+        hash_list_id=hash_list_id,
+        partner__active=True,
+        next_attempt_at__isnull=True,
+    ).values_list("pk", flat=True)
     for delivery_id in ids:
         try:
             deliver.delay(delivery_id)
@@ -175,9 +183,12 @@ def deliveries_sweep() -> int:
     deliveries_ensure()
     now = timezone.now()
     due = (
-        Delivery.objects.filter(partner__active=True, acked_position__lt=F("hash_list__log_size"))
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        Delivery.objects.filter(
+            _unleased(now),
+            _retry_due(now),
+            partner__active=True,
+            acked_position__lt=F("hash_list__log_size"),
+        )
         .exclude(partner__webhook_url="")
         .values_list("pk", flat=True)
     )
@@ -200,18 +211,15 @@ def _claim(delivery_id: int) -> Delivery | None:
     """Take the lease: exactly one worker may deliver a partner's list at a time."""
     now = timezone.now()
     lease = now + timedelta(seconds=settings.HASHBANK_WEBHOOK_LEASE_S)
-    claimed = (
-        Delivery.objects.filter(pk=delivery_id)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(lease_until=lease)
+    claimed = Delivery.objects.filter(_unleased(now), _retry_due(now), pk=delivery_id).update(
+        lease_until=lease
     )
     if not claimed:
         return None
     return Delivery.objects.select_related("partner", "hash_list").get(pk=delivery_id)
 
 
-def _batch_body(delivery: Delivery, hash_list: HashList, start: int, end: int) -> bytes:
+def _batch_body(hash_list: HashList, start: int, end: int) -> bytes:
     entries = entries_json_text(hash_list_id=hash_list.pk, start=start, end=end)
     checkpoint = checkpoint_at(hash_list=hash_list, size=end)
     return (
@@ -227,7 +235,6 @@ def delivery_run(*, delivery_id: int, max_batches: int = 50) -> str:
     due), ``done`` (caught up), ``more`` (stopped after ``max_batches``; queue
     again) or ``failed`` (a retry is scheduled).
     """
-    outcome = "busy"
     while True:
         outcome = _deliver_leased(delivery_id, max_batches)
         if outcome != "done":
@@ -270,7 +277,7 @@ def _deliver_leased(delivery_id: int, max_batches: int) -> str:
             delivery.batch_start, delivery.batch_end, delivery.webhook_id = start, end, webhook_id
             delivery.attempts = 0
         start, end = delivery.batch_start, delivery.batch_end
-        body = _batch_body(delivery, hash_list, start, end)
+        body = _batch_body(hash_list, start, end)
         error = _post(partner, delivery.webhook_id, body)
         now = timezone.now()
         if error is None:

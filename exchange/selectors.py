@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from exchange.models import Feedback, Partner
+from exchange.ttl_cache import TtlCache
 from hashbank import tlog
 from hashbank.errors import InvalidInput, NotFound
 from hashbank.log import current_checkpoint, tree_nodes
@@ -30,7 +30,7 @@ def partner_lists(*, partner: Partner) -> QuerySet[HashList]:
     ).distinct()
 
 
-_grant_cache: dict[tuple[int, str], tuple[float, int]] = {}
+_grant_cache: TtlCache[tuple[int, str], int] = TtlCache()
 
 
 def partner_list_get(*, partner: Partner, slug: str) -> HashList:
@@ -41,17 +41,14 @@ def partner_list_get(*, partner: Partner, slug: str) -> HashList:
     """
     key = (partner.pk, slug)
     ttl = settings.HASHBANK_AUTH_CACHE_S
-    hit = _grant_cache.get(key) if ttl else None
-    if hit is not None and hit[0] > time.monotonic():
-        return HashList.objects.get(pk=hit[1])
+    list_id = _grant_cache.get(key) if ttl else None
+    if list_id is not None:
+        return HashList.objects.get(pk=list_id)
     hash_list = partner_lists(partner=partner).filter(slug=slug).first()
     if hash_list is None:
-        _grant_cache.pop(key, None)
+        _grant_cache.discard(key)
         raise NotFound("No such list.", field="slug")
-    if ttl:
-        if len(_grant_cache) > 10_000:
-            _grant_cache.clear()
-        _grant_cache[key] = (time.monotonic() + ttl, hash_list.pk)
+    _grant_cache.put(key, hash_list.pk, ttl)
     return hash_list
 
 
@@ -59,7 +56,7 @@ def grant_cache_clear() -> None:
     _grant_cache.clear()
 
 
-_checkpoint_cache: dict[str, tuple[float, str]] = {}
+_checkpoint_cache: TtlCache[str, str] = TtlCache()
 
 
 def partner_checkpoint(*, partner: Partner, slug: str) -> str:
@@ -70,19 +67,16 @@ def partner_checkpoint(*, partner: Partner, slug: str) -> str:
     that time (well under the one second partners are promised).
     """
     ttl = settings.HASHBANK_CHECKPOINT_CACHE_MS / 1000
-    now = time.monotonic()
-    if ttl:
-        # Access is checked on every request (itself cached per HASHBANK_AUTH_CACHE_S).
-        if (partner.pk, slug) in _grant_cache and _grant_cache[(partner.pk, slug)][0] > now:
-            hit = _checkpoint_cache.get(slug)
-            if hit is not None and hit[0] > now:
-                return hit[1]
+    # Access is checked on every request, through the grant cache (HASHBANK_AUTH_CACHE_S).
+    if ttl and settings.HASHBANK_AUTH_CACHE_S and _grant_cache.get((partner.pk, slug)):
+        note = _checkpoint_cache.get(slug)
+        if note is not None:
+            return note
     hash_list = partner_list_get(partner=partner, slug=slug)
     note = current_checkpoint(
         slug=hash_list.slug, size=hash_list.log_size, tree_edge=hash_list.tree_edge
     )
-    if ttl:
-        _checkpoint_cache[slug] = (now + ttl, note)
+    _checkpoint_cache.put(slug, note, ttl)
     return note
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -24,6 +23,7 @@ from exchange.models import (
     PartnerListState,
 )
 from exchange.selectors import partner_lists
+from exchange.ttl_cache import TtlCache
 from hashbank.algorithms import HashValueError, normalise_value
 from hashbank.errors import InvalidInput
 from hashbank.models import Hash, HashList
@@ -125,7 +125,7 @@ def partner_create(
     return partner, secrets_
 
 
-_auth_cache: dict[tuple[str, tuple[str, ...]], tuple[float, Partner, Credential]] = {}
+_auth_cache: TtlCache[tuple[str, tuple[str, ...]], tuple[Partner, Credential]] = TtlCache()
 
 
 def partner_authenticate(*, secret: str, kinds: Iterable[str]) -> tuple[Partner, Credential] | None:
@@ -140,26 +140,22 @@ def partner_authenticate(*, secret: str, kinds: Iterable[str]) -> tuple[Partner,
     kinds = tuple(sorted(kinds))
     key = (credential_digest(secret), kinds)
     ttl = settings.HASHBANK_AUTH_CACHE_S
-    if ttl:
-        hit = _auth_cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1], hit[2]
+    hit = _auth_cache.get(key) if ttl else None
+    if hit is not None:
+        return hit
     credential = (
         Credential.objects.select_related("partner")
         .filter(digest=key[0], kind__in=kinds, revoked_at__isnull=True)
         .first()
     )
     if credential is None or not credential.partner.active:
-        _auth_cache.pop(key, None)
+        _auth_cache.discard(key)
         return None
     now = timezone.now()
     if credential.last_used_at is None or now - credential.last_used_at > LAST_USED_RESOLUTION:
         Credential.objects.filter(pk=credential.pk).update(last_used_at=now)
         credential.last_used_at = now
-    if ttl:
-        if len(_auth_cache) > 10_000:
-            _auth_cache.clear()
-        _auth_cache[key] = (time.monotonic() + ttl, credential.partner, credential)
+    _auth_cache.put(key, (credential.partner, credential), ttl)
     return credential.partner, credential
 
 

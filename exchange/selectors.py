@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,9 +146,6 @@ class FeedPage:
     entries: list[str]  # each entry as JSON text (entry_json_text)
     next: int | None
 
-    def to_json(self) -> str:
-        return b"".join(self.json_chunks()).decode()
-
     def json_chunks(self, entries_per_chunk: int = 500) -> Iterator[bytes]:
         """The page as JSON in pieces: no multi-megabyte string is ever built."""
         next_ = "null" if self.next is None else str(self.next)
@@ -229,14 +226,6 @@ def inclusion_proof(*, hash_list: HashList, index: int, size: int | None) -> dic
     }
 
 
-def feedback_current(*, partner: Partner, hash_ids: Iterable[int]) -> dict[int, Feedback]:
-    """This partner's current feedback on each of these hashes that it gave feedback on."""
-    ids = list(hash_ids)
-    if not ids:
-        return {}
-    return {f.hash_id: f for f in Feedback.objects.filter(partner=partner, hash_id__in=ids)}
-
-
 def hash_partner_counts(*, hash_list: HashList, hash_ids: list[int]) -> dict[int, tuple[int, int]]:
     """Per hash: (partners that received it, partners that confirmed blocking it).
 
@@ -245,7 +234,7 @@ def hash_partner_counts(*, hash_list: HashList, hash_ids: list[int]) -> dict[int
     """
     from django.db.models import Count, Max
 
-    from exchange.models import Delivery, Feedback, FeedbackOutcome, PartnerListState
+    from exchange.models import Delivery, FeedbackOutcome, PartnerListState
 
     add_index = dict(
         LogEntry.objects.filter(hash_list=hash_list, hash_id__in=hash_ids, op=LogEntry.Op.ADD)

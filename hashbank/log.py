@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.dispatch import Signal
 
 from hashbank import tlog
@@ -164,8 +165,6 @@ def current_checkpoint(*, slug: str, size: int, tree_edge: dict) -> str:
 
 def tree_nodes(hash_list_id: int, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     """Stored perfect-subtree hashes for these (level, idx) ids: leaves and inner nodes."""
-    from django.db.models import Q
-
     found: dict[tuple[int, int], bytes] = {}
     leaves = [idx for level, idx in ids if level == 0]
     inner = [(level, idx) for level, idx in ids if level > 0]

@@ -18,9 +18,14 @@ class Case(models.Model):
         ACTIVE = "active"
         WITHDRAWN = "withdrawn"
 
-    number_digest = models.CharField(max_length=64, unique=True, editable=False)
+    # Unique through Meta.constraints: unique=True would also build a pattern
+    # index on PostgreSQL that no query uses.
+    number_digest = models.CharField(max_length=64, editable=False)
     pin_hash = models.CharField(max_length=255, editable=False)
-    hash_list = models.ForeignKey(HashList, on_delete=models.PROTECT, related_name="cases")
+    # Indexed by Meta.indexes, which leads with it.
+    hash_list = models.ForeignKey(
+        HashList, on_delete=models.PROTECT, related_name="cases", db_index=False
+    )
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     withdrawn_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -28,6 +33,9 @@ class Case(models.Model):
     failed_pin_window_start = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["number_digest"], name="case_number_digest_unique")
+        ]
         indexes = [models.Index(fields=["hash_list", "state"])]
 
     def __str__(self) -> str:

@@ -149,6 +149,15 @@ if _database_url:
         DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from None
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's ORM binds parameters on the client and is not affected; the
+        # publish path (hashbank.store) binds on the server, and psycopg prepares
+        # its statements after this many uses. 0 turns preparing off (PgBouncer
+        # before 1.21 in transaction mode).
+        _prepare_threshold = envint("DATABASE_PREPARE_THRESHOLD", 2, minimum=0)
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+            _prepare_threshold or None
+        )
 else:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -250,10 +259,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY = False
+# How often the beat sweep queues every delivery that is behind (seconds).
+HASHBANK_SWEEP_INTERVAL_S = envint("HASHBANK_SWEEP_INTERVAL_S", 5, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "sweep-deliveries": {
         "task": "exchange.tasks.deliveries_sweep",
-        "schedule": float(envint("HASHBANK_SWEEP_INTERVAL_S", 5, minimum=1)),
+        "schedule": float(HASHBANK_SWEEP_INTERVAL_S),
     },
     "sync-peers": {
         "task": "exchange.tasks.peers_sync",

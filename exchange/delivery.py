@@ -29,6 +29,7 @@ from django.utils import timezone
 from exchange import secret_box, webhook_signing
 from exchange.models import Delivery, Partner
 from exchange.selectors import entries_json_text, partner_lists
+from exchange.ttl_cache import TtlCache
 from hashbank.errors import InvalidInput
 from hashbank.log import checkpoint_at
 from hashbank.models import HashList
@@ -138,6 +139,7 @@ def deliveries_ensure(*, hash_list_id: int | None = None) -> list[int]:
                 continue
             delivery, _ = Delivery.objects.get_or_create(partner=partner, hash_list=hash_list)
             ids.append(delivery.pk)
+    _lists_without_push.clear()
     return ids
 
 
@@ -151,6 +153,16 @@ def _retry_due(now: datetime) -> Q:
     return Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
 
 
+# Lists this process found no push partner for, remembered for one sweep
+# interval so that publishing to them costs no query. A partner registered
+# meanwhile through another process is served by the sweep, which runs that often.
+_lists_without_push: TtlCache[int, bool] = TtlCache()
+
+
+def deliveries_memo_clear() -> None:
+    _lists_without_push.clear()
+
+
 def deliveries_kick(*, hash_list_id: int) -> None:
     """Queue a delivery task for every webhook partner of this list (after commit).
 
@@ -162,18 +174,28 @@ def deliveries_kick(*, hash_list_id: int) -> None:
     # the sweep); here, one indexed query keeps publishing cheap. A delivery
     # whose lease is held is skipped: its worker re-reads the log after
     # releasing the lease (see delivery_run), so it cannot miss these entries.
-    ids = Delivery.objects.filter(
-        _unleased(timezone.now()),
-        hash_list_id=hash_list_id,
-        partner__active=True,
-        next_attempt_at__isnull=True,
-    ).values_list("pk", flat=True)
+    if _lists_without_push.get(hash_list_id):
+        return
+    ids = list(
+        Delivery.objects.filter(
+            _unleased(timezone.now()),
+            hash_list_id=hash_list_id,
+            partner__active=True,
+            next_attempt_at__isnull=True,
+        ).values_list("pk", flat=True)
+    )
+    if not ids and not _has_push(hash_list_id):
+        _lists_without_push.put(hash_list_id, True, ttl=settings.HASHBANK_SWEEP_INTERVAL_S)
     for delivery_id in ids:
         try:
             deliver.delay(delivery_id)
         except Exception as exc:
             logger.warning("could not queue delivery %s (%s); the sweep will", delivery_id, exc)
             return
+
+
+def _has_push(hash_list_id: int) -> bool:
+    return Delivery.objects.filter(hash_list_id=hash_list_id, partner__active=True).exists()
 
 
 def deliveries_sweep() -> int:

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.dispatch import Signal
 
-from hashbank import tlog
+from hashbank import store, tlog
 from hashbank.keyring import SigningKey
 from hashbank.models import HashList, LogEntry, TreeNode
 
@@ -84,58 +84,16 @@ def log_append(*, hash_list: HashList, entries: Sequence[PendingEntry], timestam
         digest = tlog.leaf_hash(entry.leaf)
         nodes.extend(n for n in edge.append(digest) if n[0] > 0)
         rows.append((first + offset, entry.op, entry.hash_id, entry.leaf, digest, entry.removes))
-    _insert(hash_list.pk, rows, nodes, timestamp)
+    tree_edge = edge.to_json()
+    store.log_write(
+        hash_list=hash_list, rows=rows, nodes=nodes, timestamp=timestamp, tree_edge=tree_edge
+    )
     hash_list.log_size = edge.size
-    hash_list.tree_edge = edge.to_json()
+    hash_list.tree_edge = tree_edge
     hash_list.log_last_timestamp = timestamp
-    hash_list.save(update_fields=["log_size", "tree_edge", "log_last_timestamp"])
     list_id = hash_list.pk
     transaction.on_commit(lambda: log_appended.send(sender=HashList, hash_list_id=list_id))
     return first
-
-
-def _insert(
-    list_id: int,
-    rows: list[tuple[int, str, int | None, bytes, bytes, int | None]],
-    nodes: list[tuple[int, int, bytes]],
-    timestamp: int,
-) -> None:
-    if connection.vendor == "postgresql" and len(rows) > 200:
-        # COPY is several times faster than INSERT for large appends (imports).
-        with connection.cursor() as cursor:
-            raw = cursor.cursor
-            with raw.copy(
-                'COPY hashbank_logentry (hash_list_id, "index", op, hash_id, leaf, leaf_hash,'
-                " timestamp, removes, redacted) FROM STDIN"
-            ) as copy:
-                for index, op, hash_id, leaf, digest, removes in rows:
-                    copy.write_row(
-                        (list_id, index, op, hash_id, leaf, digest, timestamp, removes, False)
-                    )
-            with raw.copy(
-                "COPY hashbank_treenode (hash_list_id, level, idx, hash) FROM STDIN"
-            ) as copy:
-                for level, idx, digest in nodes:
-                    copy.write_row((list_id, level, idx, digest))
-        return
-    LogEntry.objects.bulk_create(
-        [
-            LogEntry(
-                hash_list_id=list_id,
-                index=index,
-                op=op,
-                hash_id=hash_id,
-                leaf=leaf,
-                leaf_hash=digest,
-                timestamp=timestamp,
-                removes=removes,
-            )
-            for index, op, hash_id, leaf, digest, removes in rows
-        ]
-    )
-    TreeNode.objects.bulk_create(
-        [TreeNode(hash_list_id=list_id, level=lv, idx=i, hash=h) for lv, i, h in nodes]
-    )
 
 
 def log_redact(*, hash_list: HashList, indexes: Sequence[int]) -> None:

@@ -38,7 +38,10 @@ class Hash(models.Model):
     writes it, from the hash's holds and reviewer decisions.
     """
 
-    hash_list = models.ForeignKey(HashList, on_delete=models.PROTECT, related_name="hashes")
+    # Indexed by the unique constraint below, which leads with it.
+    hash_list = models.ForeignKey(
+        HashList, on_delete=models.PROTECT, related_name="hashes", db_index=False
+    )
     algorithm = models.CharField(max_length=16)
     value = models.CharField(max_length=512)
     quality = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -78,7 +81,8 @@ class Hold(models.Model):
     bank does not depend on the apps that hold hashes.
     """
 
-    hash = models.ForeignKey(Hash, on_delete=models.PROTECT, related_name="holds")
+    # Indexed by the unique constraint below, which leads with it.
+    hash = models.ForeignKey(Hash, on_delete=models.PROTECT, related_name="holds", db_index=False)
     holder = models.CharField(max_length=64)
     origin = models.CharField(
         max_length=255,
@@ -93,10 +97,7 @@ class Hold(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["hash", "holder"], name="hold_unique_per_holder"),
         ]
-        indexes = [
-            models.Index(fields=["holder"]),
-            models.Index(fields=["hash", "active"]),
-        ]
+        indexes = [models.Index(fields=["holder"])]
 
     def __str__(self) -> str:
         return f"{self.holder} → {self.hash_id}"
@@ -113,7 +114,10 @@ class LogEntry(models.Model):
         ADD = "add"
         REMOVE = "remove"
 
-    hash_list = models.ForeignKey(HashList, on_delete=models.PROTECT, related_name="log")
+    # Indexed by the unique constraint below, which leads with it.
+    hash_list = models.ForeignKey(
+        HashList, on_delete=models.PROTECT, related_name="log", db_index=False
+    )
     index = models.BigIntegerField()
     op = models.CharField(max_length=8, choices=Op.choices)
     hash = models.ForeignKey(Hash, on_delete=models.PROTECT, null=True, related_name="log_entries")
@@ -141,7 +145,10 @@ class TreeNode(models.Model):
     They make inclusion and consistency proofs a single indexed lookup.
     """
 
-    hash_list = models.ForeignKey(HashList, on_delete=models.PROTECT, related_name="+")
+    # Indexed by the unique constraint below, which leads with it.
+    hash_list = models.ForeignKey(
+        HashList, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     level = models.PositiveSmallIntegerField()
     idx = models.BigIntegerField()
     hash = models.BinaryField()

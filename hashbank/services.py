@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from hashbank import tlog
+from hashbank import store, tlog
 from hashbank.log import PendingEntry, log_append, log_redact, log_timestamp
 from hashbank.models import Hash, HashList, Hold, LogEntry
 
@@ -47,7 +48,7 @@ def hash_list_lock(*, hash_list_id: int) -> HashList:
     Every change to a list's published state takes this lock first, so changes
     to one list are applied and logged one transaction at a time.
     """
-    return HashList.objects.select_for_update().get(pk=hash_list_id)
+    return store.list_lock(hash_list_id)
 
 
 def hashes_hold(
@@ -67,32 +68,21 @@ def hashes_hold(
     with transaction.atomic(savepoint=False):
         locked = hash_list_lock(hash_list_id=hash_list.pk)
         now = timezone.now()
-        # One upsert gives every hash its id, whether it is new or not. The
-        # no-op update is what makes PostgreSQL and SQLite return existing ids.
-        rows = Hash.objects.bulk_create(
-            [
-                Hash(
-                    hash_list=locked,
-                    algorithm=item.algorithm,
-                    value=item.value,
-                    quality=item.quality,
-                    origin=origin,
-                    first_seen=now,
-                    changed_at=now,
-                )
-                for item in unique
-            ],
-            update_conflicts=True,
-            unique_fields=["hash_list", "algorithm", "value"],
-            update_fields=["algorithm"],
+        # A hash new to the list is held by this holder alone and disabled by
+        # nobody: it is stored with the state the rule gives it, and logged below.
+        new_state = _publishable(held=True, disabled=False)
+        rows, inserted = store.hashes_upsert(
+            list_id=locked.pk, items=unique, origin=origin, now=now, published_if_new=new_state
         )
-        Hold.objects.bulk_create(
-            [Hold(hash_id=row.pk, holder=holder, origin=origin, created_at=now) for row in rows],
-            update_conflicts=True,
-            unique_fields=["hash", "holder"],
-            update_fields=["active", "released_at", "origin"],
-        )
-        loaded, _changed = _refresh_published(hash_list=locked, hash_ids=[r.pk for r in rows])
+        store.holds_upsert(hash_ids=[r.pk for r in rows], holder=holder, origin=origin, now=now)
+        holds = store.holds_active([r.pk for r in rows if r.pk not in inserted])
+        stored: dict[int, bool] = {}
+        for row in rows:
+            if row.pk in inserted:
+                holds[row.pk] = [(holder, origin)]
+                stored[row.pk] = row.published
+                row.published = False  # as partners know it: not yet in the log
+        loaded, _changed = _apply_rule(hash_list=locked, loaded=rows, holds=holds, stored=stored)
         by_key = {(h.algorithm, h.value): h for h in loaded}
         return [by_key[(h.algorithm, h.value)] for h in hashes]
 
@@ -151,49 +141,73 @@ def _provenance_held(origin: str, holds: Sequence[tuple[str, str]]) -> bool:
     )
 
 
+def _publishable(*, held: bool, disabled: bool) -> bool:
+    """The rule itself: published while held by an active hold and not disabled."""
+    return held and not disabled
+
+
 def _refresh_published(
     *, hash_list: HashList, hash_ids: Iterable[int], reason: str = "withdrawn"
 ) -> tuple[list[Hash], list[Hash]]:
-    """The rule itself: published while held by an active hold and not disabled.
+    """Derive, store and log the published state of these hashes from what the database holds.
 
-    ``hash_list`` is the row locked in this transaction. Appends an ``add``
-    entry for each newly published hash and a ``remove`` entry (naming the add
-    by index) for each unpublished one, then redacts those adds; a hash that
-    stays published but lost the provenance its add names is re-published
-    (``remove`` then ``add``, see the module docstring). ``reason`` is the
-    remove reason unless the hash is disabled. Returns (every hash loaded, the
-    ones whose published state changed).
+    ``hash_list`` is the row locked in this transaction. Returns (every hash
+    loaded, the ones whose published state changed).
     """
     ids = sorted(set(hash_ids))
-    holds: dict[int, list[tuple[str, str]]] = {}
-    for hash_id, holder, origin in (
-        Hold.objects.filter(hash_id__in=ids, active=True)
-        .order_by("pk")
-        .values_list("hash_id", "holder", "origin")
-    ):
-        holds.setdefault(hash_id, []).append((holder, origin))
-    # By primary key alone: the ids come from this list, and a second condition can
-    # tempt the planner into scanning the list index.
-    loaded = list(Hash.objects.filter(pk__in=ids).order_by("pk"))
+    return _apply_rule(
+        hash_list=hash_list,
+        loaded=store.hashes_by_id(ids),
+        holds=store.holds_active(ids),
+        reason=reason,
+    )
+
+
+def _apply_rule(
+    *,
+    hash_list: HashList,
+    loaded: list[Hash],
+    holds: dict[int, list[tuple[str, str]]],
+    stored: dict[int, bool] | None = None,
+    reason: str = "withdrawn",
+) -> tuple[list[Hash], list[Hash]]:
+    """Apply the rule to ``loaded`` (by id) given their active ``holds``; log and store changes.
+
+    Each hash's ``published`` is its state as the log last said. ``stored``
+    gives the value in the table where it differs (rows just inserted with the
+    state the rule gives them). Appends an ``add`` entry for each newly
+    published hash and a ``remove`` entry (naming the add by index) for each
+    unpublished one, then redacts those adds; a hash that stays published but
+    lost the provenance its add names is re-published (``remove`` then
+    ``add``, see the module docstring). ``reason`` is the remove reason unless
+    the hash is disabled.
+    """
+    stored = stored or {}
+    in_table = {h.pk: stored.get(h.pk, h.published) for h in loaded}
     changed: list[Hash] = []
     republished: list[Hash] = []
     for h in loaded:
-        publish = h.pk in holds and not h.disabled
+        publish = _publishable(held=h.pk in holds, disabled=h.disabled)
         if h.published != publish:
             changed.append(h)
         elif publish and not _provenance_held(h.origin, holds[h.pk]):
             republished.append(h)
     if not changed and not republished:
+        _store_published(loaded, in_table, now=timezone.now())
         return loaded, changed
 
     now = timezone.now()
     timestamp = log_timestamp(hash_list)
     undo = [h for h in changed if h.published] + republished
     # The add entry a removal undoes is the hash's newest one not yet redacted.
-    add_index = dict(
-        LogEntry.objects.filter(
-            hash_list=hash_list, hash__in=undo, op=LogEntry.Op.ADD, redacted=False
-        ).values_list("hash_id", "index")
+    add_index = (
+        dict(
+            LogEntry.objects.filter(
+                hash_list=hash_list, hash__in=undo, op=LogEntry.Op.ADD, redacted=False
+            ).values_list("hash_id", "index")
+        )
+        if undo
+        else {}
     )
     pending: list[PendingEntry] = []
     origin_changes: dict[str, list[int]] = {}
@@ -223,12 +237,19 @@ def _refresh_published(
         h.changed_at = now
     log_append(hash_list=hash_list, entries=pending, timestamp=timestamp)
     log_redact(hash_list=hash_list, indexes=[p.removes for p in pending if p.removes is not None])
-    # Set-based UPDATEs: Django's bulk_update builds a CASE per row, which
-    # costs more than the rest of a case's creation.
-    for state in (True, False):
-        pks = [h.pk for h in changed if h.published is state]
-        if pks:
-            Hash.objects.filter(pk__in=pks).update(published=state, changed_at=now)
+    _store_published(loaded, in_table, now=now)
     for origin, pks in origin_changes.items():
         Hash.objects.filter(pk__in=pks).update(origin=origin)
     return loaded, changed
+
+
+def _store_published(loaded: list[Hash], in_table: dict[int, bool], *, now: datetime) -> None:
+    """Write each hash's published state where the table holds another value.
+
+    Set-based UPDATEs: Django's bulk_update builds a CASE per row, which costs
+    more than the rest of a case's creation.
+    """
+    for state in (True, False):
+        pks = [h.pk for h in loaded if h.published is state and in_table[h.pk] is not state]
+        if pks:
+            Hash.objects.filter(pk__in=pks).update(published=state, changed_at=now)

@@ -157,13 +157,16 @@ class _HashStatusesField(serializers.Field):
     """
 
     item: type[serializers.Serializer]
+    _names: tuple[str, ...] | None = None
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.names = tuple(self.item().fields)
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        if cls._names is None:
+            cls._names = tuple(cls.item().fields)
+        return cls._names
 
     def to_representation(self, value: Any) -> list[dict[str, Any]]:
-        names = self.names
+        names = self.names()
         return [{name: getattr(item, name) for name in names} for item in value]
 
 

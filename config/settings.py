@@ -180,7 +180,7 @@ if _cache_url:
         raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, got {_cache_url!r}")
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": _cache_url,
         }
     }

@@ -67,7 +67,17 @@ class Hash(models.Model):
                 fields=["hash_list", "algorithm", "value"], name="hash_unique_per_list"
             ),
         ]
-        indexes = [models.Index(fields=["hash_list", "published"])]
+        indexes = [
+            # Published counts per list (admin). Partial, so that the unique
+            # constraint is the only index a lookup by list and value can take:
+            # with statistics not yet caught up (a young table, a prepared
+            # plan), PostgreSQL once probed by list and filtered every hash.
+            models.Index(
+                fields=["hash_list"],
+                condition=models.Q(published=True),
+                name="hash_published_per_list",
+            )
+        ]
         verbose_name_plural = "hashes"
 
     def __str__(self) -> str:

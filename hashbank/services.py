@@ -200,11 +200,12 @@ def _apply_rule(
     timestamp = log_timestamp(hash_list)
     undo = [h for h in changed if h.published] + republished
     # The add entry a removal undoes is the hash's newest one not yet redacted.
+    # By hash alone (a hash belongs to one list), so no list index can be taken.
     add_index = (
         dict(
-            LogEntry.objects.filter(
-                hash_list=hash_list, hash__in=undo, op=LogEntry.Op.ADD, redacted=False
-            ).values_list("hash_id", "index")
+            LogEntry.objects.filter(hash__in=undo, op=LogEntry.Op.ADD, redacted=False).values_list(
+                "hash_id", "index"
+            )
         )
         if undo
         else {}

@@ -35,7 +35,9 @@ COPY_THRESHOLD = 200
 _HASH_FIELDS = [f.attname for f in Hash._meta.concrete_fields]
 _HASH_COLUMNS = [f'"{f.column}"' for f in Hash._meta.concrete_fields]
 # The outer SELECT sees the table as it was before the INSERT in the same
-# statement: existing rows come from the join, new ones from RETURNING. (Column
+# statement: existing rows come from the lookup, new ones from RETURNING. The
+# LIMIT keeps the lookup a probe of the unique index per input row: as a plain
+# join, a prepared (generic) plan hashes every row of the list instead. (Column
 # names come from the model; nothing here is input.)
 _HASH_UPSERT = f"""
     WITH input AS (
@@ -49,9 +51,11 @@ _HASH_UPSERT = f"""
     )
     SELECT * FROM inserted
     UNION ALL
-    SELECT {", ".join(f"h.{c}" for c in _HASH_COLUMNS)}, false
-    FROM hashbank_hash h JOIN input ON h.algorithm = input.a AND h.value = input.v
-    WHERE h.hash_list_id = %s
+    SELECT h.*, false FROM input CROSS JOIN LATERAL (
+        SELECT {", ".join(_HASH_COLUMNS)} FROM hashbank_hash
+        WHERE hash_list_id = %s AND algorithm = input.a AND value = input.v
+        LIMIT 1
+    ) h
     ORDER BY 1
 """  # noqa: S608
 

@@ -6,6 +6,7 @@ The failure modes that need a live worker and broker are in test_push_celery.py.
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 from django.utils import timezone
@@ -243,3 +244,29 @@ def test_admin_shows_lag_and_errors_and_redelivers_from_an_index(
          "index": "1"},
     )  # fmt: skip
     assert Delivery.objects.get().acked_position == 1
+
+
+def test_a_list_without_push_partners_costs_no_query_until_one_registers(
+    make_case, make_partner, receiver, django_assert_num_queries
+):
+    from exchange.delivery import deliveries_kick
+
+    adult_id = make_case(pdq("first")).case.hash_list_id  # no partner yet: remembered
+    with django_assert_num_queries(0):
+        deliveries_kick(hash_list_id=adult_id)
+    # Registering a webhook (in this process) forgets that at once.
+    _, secrets = make_partner(("adult",), webhook_url=receiver.url)
+    receiver.secret = secrets["webhook_secret"]
+    make_case(pdq("second"))
+    assert receiver.indexes == [0, 1]
+    assert receiver.bad_signatures == 0
+
+
+def test_without_push_partners_the_memo_lasts_one_sweep_interval(make_case, settings):
+    from exchange import delivery
+
+    settings.HASHBANK_SWEEP_INTERVAL_S = 7
+    hash_list_id = make_case(pdq("x")).case.hash_list_id
+    expiry, remembered = delivery._lists_without_push._items[hash_list_id]
+    assert remembered is True
+    assert 6 < expiry - time.monotonic() <= 7

@@ -1,0 +1,58 @@
+"""Django's Redis cache, with one client per process and a one-round-trip ``incr``.
+
+Rate limits (django-ratelimit) touch the cache on every request to the case
+API. Django's client builds a new ``redis.Redis`` object for every operation
+(hundreds of dict writes each) and does ``incr`` as two round trips (EXISTS,
+then INCRBY), which also lets a key expire between the two. Here the client is
+built once per connection pool, and ``incr`` is one atomic script.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.cache.backends import redis as django_redis
+
+# Increment only a key that exists, as Django's contract says, in one step.
+_INCR_IF_EXISTS = """
+if redis.call('exists', KEYS[1]) == 1 then
+    return redis.call('incrby', KEYS[1], ARGV[1])
+end
+return false
+"""
+
+
+class RedisCacheClient(django_redis.RedisCacheClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+        self._incr_scripts: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        index = self._get_connection_pool_index(write)
+        client = self._clients.get(index)
+        if client is None:
+            if index not in self._pools:
+                self._pools[index] = self._pool_class.from_url(
+                    self._servers[index], **self._pool_options
+                )
+            # redis.Redis is safe to share between threads: each command takes
+            # a connection from the pool.
+            client = self._clients[index] = self._client(connection_pool=self._pools[index])
+        return client
+
+    def incr(self, key: Any, delta: int) -> int:
+        client = self.get_client(key, write=True)
+        script = self._incr_scripts.get(id(client))
+        if script is None:
+            script = self._incr_scripts[id(client)] = client.register_script(_INCR_IF_EXISTS)
+        value = script(keys=[key], args=[delta])
+        if value is None:
+            raise ValueError(f"Key '{key}' not found.")
+        return int(value)
+
+
+class RedisCache(django_redis.RedisCache):
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = RedisCacheClient

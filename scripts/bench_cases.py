@@ -154,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--cases-per-client", type=int, default=60)
-    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2)
-    parser.add_argument("--threads", type=int, default=4)
+    # Sync workers, one more than cores: measured best for this CPU-bound path
+    # (gthread workers and more processes did no better; see BENCHMARKS.md).
+    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--argon2-seconds", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="small run, to check it works")
     parser.add_argument("--json", action="store_true", help="print results as JSON")

@@ -118,6 +118,15 @@ class LogEntry(models.Model):
 
     Entries are never deleted or changed, except ``redacted``: once a hash is
     removed, its ``add`` entry is served as its leaf hash only.
+
+    The references to the list and the hash carry no database constraint
+    (``db_constraint=False``), nor do tree nodes': rows of these append-only
+    tables are written in one place (``hashbank.store.log_write``), under the
+    list's row lock, for a list and hashes that row lock and the same
+    transaction vouch for, and lists and hashes are never deleted (PROTECT,
+    and admin allows no deletion). A constraint would only re-check that, one
+    trigger per row at commit: about a seventh of the database's work when a
+    case is created.
     """
 
     class Op(models.TextChoices):
@@ -126,11 +135,13 @@ class LogEntry(models.Model):
 
     # Indexed by the unique constraint below, which leads with it.
     hash_list = models.ForeignKey(
-        HashList, on_delete=models.PROTECT, related_name="log", db_index=False
+        HashList, on_delete=models.PROTECT, related_name="log", db_index=False, db_constraint=False
     )
     index = models.BigIntegerField()
     op = models.CharField(max_length=8, choices=Op.choices)
-    hash = models.ForeignKey(Hash, on_delete=models.PROTECT, null=True, related_name="log_entries")
+    hash = models.ForeignKey(
+        Hash, on_delete=models.PROTECT, null=True, related_name="log_entries", db_constraint=False
+    )
     leaf = models.BinaryField()
     leaf_hash = models.BinaryField()
     timestamp = models.BigIntegerField()
@@ -155,9 +166,10 @@ class TreeNode(models.Model):
     They make inclusion and consistency proofs a single indexed lookup.
     """
 
-    # Indexed by the unique constraint below, which leads with it.
+    # Indexed by the unique constraint below, which leads with it. No database
+    # constraint, as for LogEntry (see there).
     hash_list = models.ForeignKey(
-        HashList, on_delete=models.PROTECT, related_name="+", db_index=False
+        HashList, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
     level = models.PositiveSmallIntegerField()
     idx = models.BigIntegerField()

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from cases import case_numbers, pins
 from cases.models import Case
+from hashbank import db
 from hashbank.errors import InvalidCredentials, InvalidInput, NotEligible
 from hashbank.models import Hash, HashList
 from hashbank.services import HashInput, hashes_hold, holds_release
@@ -125,11 +126,12 @@ def case_create(
     pin_hash = pins.hash_pin(chosen_pin)
     number = case_numbers.generate()
     with transaction.atomic():
-        case = Case.objects.create(
+        case = Case(
             number_digest=case_number_digest(case_numbers.canonical(number)),
             pin_hash=pin_hash,
             hash_list=hash_list,
         )
+        db.insert(case)
         held = hashes_hold(hash_list=hash_list, hashes=hashes, holder=case.holder)
         if email:
             language = translation.get_language()

@@ -71,10 +71,14 @@ def hashes_hold(
         # A hash new to the list is held by this holder alone and disabled by
         # nobody: it is stored with the state the rule gives it, and logged below.
         new_state = _publishable(held=True, disabled=False)
-        rows, inserted = store.hashes_upsert(
-            list_id=locked.pk, items=unique, origin=origin, now=now, published_if_new=new_state
+        rows, inserted = store.hashes_hold(
+            list_id=locked.pk,
+            items=unique,
+            holder=holder,
+            origin=origin,
+            now=now,
+            published_if_new=new_state,
         )
-        store.holds_upsert(hash_ids=[r.pk for r in rows], holder=holder, origin=origin, now=now)
         holds = store.holds_active([r.pk for r in rows if r.pk not in inserted])
         stored: dict[int, bool] = {}
         for row in rows:

@@ -17,76 +17,58 @@ race.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from django.db import connection
 from django.db.models import Q
 
+from hashbank.db import is_postgres, server_cursor
 from hashbank.models import Hash, HashList, Hold, LogEntry, TreeNode
 
 #: Above this many entries an append uses COPY (imports): several times faster than INSERT.
 COPY_THRESHOLD = 200
 
-_HASH_FIELDS = [f.attname for f in Hash._meta.concrete_fields]
-_HASH_COLUMNS = [f'"{f.column}"' for f in Hash._meta.concrete_fields]
-# The outer SELECT sees the table as it was before the INSERT in the same
-# statement: existing rows come from the lookup, new ones from RETURNING. The
-# LIMIT keeps the lookup a probe of the unique index per input row: as a plain
-# join, a prepared (generic) plan hashes every row of the list instead. (Column
-# names come from the model; nothing here is input.)
+# What the publish path reads back of a hash: the two timestamps are left
+# deferred (loaded if ever read), as parsing them cost more than the rest of the row.
+_HASH_READ = [f for f in Hash._meta.concrete_fields if f.name not in ("first_seen", "changed_at")]
+_HASH_FIELDS = [f.attname for f in _HASH_READ]  # in model order, as Model.from_db wants
+_HASH_COLUMNS = ", ".join(f'"{f.column}"' for f in _HASH_READ)
+# Inserts the missing hashes and makes the holder's hold on every one active,
+# in one statement. The outer SELECT sees the table as it was before the
+# INSERT in the same statement: existing rows come from the lookup, new ones
+# from RETURNING. The LIMIT keeps the lookup a probe of the unique index per
+# input row: as a plain join, a prepared (generic) plan hashes every row of the
+# list instead. The holds' reference to new hashes is checked at commit
+# (deferred constraint). (Column names come from the model; nothing here is input.)
 _HASH_UPSERT = f"""
     WITH input AS (
-        SELECT * FROM jsonb_to_recordset(%s::jsonb) AS t(a text, v text, q int)
+        SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS t(a text, v text, q int)
     ), inserted AS (
         INSERT INTO hashbank_hash (hash_list_id, algorithm, value, quality, first_seen,
             published, disabled, under_review, changed_at, origin)
-        SELECT %s, a, v, q, %s, %s, false, false, %s, %s FROM input
+        SELECT %(list)s, a, v, q, %(now)s, %(published)s, false, false, %(now)s, %(origin)s
+        FROM input
         ON CONFLICT (hash_list_id, algorithm, value) DO NOTHING
-        RETURNING {", ".join(_HASH_COLUMNS)}, true
+        RETURNING {_HASH_COLUMNS}, true AS new
+    ), found AS (
+        SELECT * FROM inserted
+        UNION ALL
+        SELECT h.*, false FROM input CROSS JOIN LATERAL (
+            SELECT {_HASH_COLUMNS} FROM hashbank_hash
+            WHERE hash_list_id = %(list)s AND algorithm = input.a AND value = input.v
+            LIMIT 1
+        ) h
+    ), held AS (
+        INSERT INTO hashbank_hold (hash_id, holder, origin, active, created_at)
+        SELECT id, %(holder)s, %(origin)s, true, %(now)s FROM found
+        ON CONFLICT (hash_id, holder) DO UPDATE
+        SET active = true, released_at = NULL, origin = EXCLUDED.origin
     )
-    SELECT * FROM inserted
-    UNION ALL
-    SELECT h.*, false FROM input CROSS JOIN LATERAL (
-        SELECT {", ".join(_HASH_COLUMNS)} FROM hashbank_hash
-        WHERE hash_list_id = %s AND algorithm = input.a AND value = input.v
-        LIMIT 1
-    ) h
-    ORDER BY 1
+    SELECT * FROM found ORDER BY 1
 """  # noqa: S608
-
-
-def _postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
-@contextlib.contextmanager
-def _cursor() -> Iterator[Any]:
-    """A Django cursor; on PostgreSQL one that binds on the server, so psycopg can prepare.
-
-    Django's own psycopg cursors bind parameters on the client and send each
-    query as new text. Wrapping the server-binding cursor in Django's wrapper
-    keeps query logging, error translation and query counting in tests.
-    """
-    if not _postgres():
-        with connection.cursor() as cursor:
-            yield cursor
-        return
-    connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
-    wrapped = (
-        connection.make_debug_cursor(raw)
-        if connection.queries_logged
-        else connection.make_cursor(raw)
-    )
-    try:
-        yield wrapped
-    finally:
-        raw.close()
 
 
 def _int_array(values: Sequence[int]) -> str:
@@ -96,9 +78,9 @@ def _int_array(values: Sequence[int]) -> str:
 
 def list_lock(list_id: int) -> HashList:
     """Lock the list row for this transaction and return its log head."""
-    if not _postgres():
+    if not is_postgres():
         return HashList.objects.select_for_update().get(pk=list_id)
-    with _cursor() as cursor:
+    with server_cursor() as cursor:
         cursor.execute(
             "SELECT id, slug, log_size, tree_edge, log_last_timestamp"
             " FROM hashbank_hashlist WHERE id = %s FOR UPDATE",
@@ -112,30 +94,37 @@ def list_lock(list_id: int) -> HashList:
     return HashList(pk=pk, slug=slug, log_size=size, tree_edge=edge, log_last_timestamp=last)
 
 
-def hashes_upsert(
+def hashes_hold(
     *,
     list_id: int,
     items: Sequence[Any],
+    holder: str,
     origin: str,
     now: datetime,
     published_if_new: bool,
 ) -> tuple[list[Hash], set[int]]:
-    """Insert the hashes this list lacks; return every row (by id) and the ids inserted now.
+    """Insert the hashes this list lacks and make ``holder``'s hold on each one active.
 
-    ``items`` have ``algorithm``, ``value`` and ``quality`` and are unique. New
-    rows are stored with ``published_if_new`` (what the caller's rule will
-    decide for them), so they need no second write; an existing row is left
-    untouched, its first quality kept.
+    Returns every row (by id) and the ids inserted now. ``items`` have
+    ``algorithm``, ``value`` and ``quality`` and are unique. New rows are stored
+    with ``published_if_new`` (what the caller's rule will decide for them), so
+    they need no second write; an existing row is left untouched, its first
+    quality kept. A hold is created, or re-activated with this ``origin``.
     """
     if not items:
         return [], set()
-    if _postgres():
+    if is_postgres():
         payload = json.dumps([{"a": h.algorithm, "v": h.value, "q": h.quality} for h in items])
-        with _cursor() as cursor:
-            cursor.execute(
-                _HASH_UPSERT,
-                [payload, list_id, now, published_if_new, now, origin, list_id],
-            )
+        params = {
+            "items": payload,
+            "list": list_id,
+            "now": now,
+            "published": published_if_new,
+            "origin": origin,
+            "holder": holder,
+        }
+        with server_cursor() as cursor:
+            cursor.execute(_HASH_UPSERT, params)
             fetched = cursor.fetchall()
         rows = [Hash.from_db("default", _HASH_FIELDS, values[:-1]) for values in fetched]
         return rows, {values[0] for values in fetched if values[-1]}
@@ -160,6 +149,12 @@ def hashes_upsert(
         ]
     )
     rows = sorted(existing + created, key=lambda r: r.pk)
+    Hold.objects.bulk_create(
+        [Hold(hash_id=r.pk, holder=holder, origin=origin, created_at=now) for r in rows],
+        update_conflicts=True,
+        unique_fields=["hash", "holder"],
+        update_fields=["active", "released_at", "origin"],
+    )
     return rows, {r.pk for r in created}
 
 
@@ -174,35 +169,13 @@ def _hashes_by_value(list_id: int, keys: list[tuple[str, str]]) -> list[Hash]:
     return found
 
 
-def holds_upsert(*, hash_ids: Sequence[int], holder: str, origin: str, now: datetime) -> None:
-    """Make ``holder``'s hold on each of these hashes active (created or re-activated)."""
-    if not hash_ids:
-        return
-    if _postgres():
-        with _cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO hashbank_hold (hash_id, holder, origin, active, created_at)"
-                " SELECT unnest(%s::bigint[]), %s, %s, true, %s"
-                " ON CONFLICT (hash_id, holder) DO UPDATE"
-                " SET active = true, released_at = NULL, origin = EXCLUDED.origin",
-                [_int_array(hash_ids), holder, origin, now],
-            )
-        return
-    Hold.objects.bulk_create(
-        [Hold(hash_id=pk, holder=holder, origin=origin, created_at=now) for pk in hash_ids],
-        update_conflicts=True,
-        unique_fields=["hash", "holder"],
-        update_fields=["active", "released_at", "origin"],
-    )
-
-
 def holds_active(hash_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
     """The active holds of these hashes, as (holder, origin) in the order they were made."""
     holds: dict[int, list[tuple[str, str]]] = {}
     if not hash_ids:
         return holds
-    if _postgres():
-        with _cursor() as cursor:
+    if is_postgres():
+        with server_cursor() as cursor:
             cursor.execute(
                 "SELECT hash_id, holder, origin FROM hashbank_hold"
                 " WHERE hash_id = ANY(%s::bigint[]) AND active ORDER BY id",
@@ -237,7 +210,7 @@ def log_write(
     """Insert entries (index, op, hash id, leaf, leaf hash, removes) and tree nodes, and
     store the list's new head (size, edge, newest timestamp) on the locked row."""
     size = rows[-1][0] + 1
-    if not _postgres():
+    if not is_postgres():
         _log_write_orm(hash_list.pk, rows, nodes, timestamp)
         HashList.objects.filter(pk=hash_list.pk).update(
             log_size=size, tree_edge=tree_edge, log_last_timestamp=timestamp
@@ -245,7 +218,7 @@ def log_write(
         return
     if len(rows) > COPY_THRESHOLD:
         _log_copy(hash_list.pk, rows, nodes, timestamp)
-        with _cursor() as cursor:
+        with server_cursor() as cursor:
             cursor.execute(
                 "UPDATE hashbank_hashlist SET log_size = %s, tree_edge = %s::jsonb,"
                 " log_last_timestamp = %s WHERE id = %s",
@@ -260,7 +233,7 @@ def log_write(
     )
     head = (size, json.dumps(tree_edge), timestamp, hash_list.pk)
     tree = json.dumps([{"l": level, "i": idx, "d": digest.hex()} for level, idx, digest in nodes])
-    with _cursor() as cursor:
+    with server_cursor() as cursor:
         cursor.execute(
             """
             WITH entries AS (

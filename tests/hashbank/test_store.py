@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from hashbank import store
+from hashbank.db import server_cursor
 from hashbank.models import Hash, HashList, Hold, LogEntry
 from hashbank.services import HashInput, hash_list_lock, hashes_hold, holds_release
 from tests.conftest import md5, pdq
@@ -35,8 +36,13 @@ def test_upsert_inserts_what_is_missing_and_returns_what_exists_untouched(adult)
     now = timezone.now()
     with transaction.atomic():
         hash_list_lock(hash_list_id=adult.pk)
-        rows, inserted = store.hashes_upsert(
-            list_id=adult.pk, items=items, origin="", now=now, published_if_new=True
+        rows, inserted = store.hashes_hold(
+            list_id=adult.pk,
+            items=items,
+            holder="case:1",
+            origin="",
+            now=now,
+            published_if_new=True,
         )
     assert [r.pk for r in rows] == sorted(r.pk for r in rows)
     by_value = {r.value: r for r in rows}
@@ -48,30 +54,44 @@ def test_upsert_inserts_what_is_missing_and_returns_what_exists_untouched(adult)
     assert by_value[md5("video")["value"]].quality is None
     stored = Hash.objects.get(value=pdq("new")["value"])
     assert stored.published and stored.first_seen == now and stored.hash_list_id == adult.pk
+    # Every one is held, the old one too; rows read back load their timestamps on demand.
+    assert set(
+        Hold.objects.filter(holder="case:1", active=True).values_list("hash_id", flat=True)
+    ) == {r.pk for r in rows}
+    assert by_value[old.value].first_seen == old.first_seen
 
 
 def test_upsert_is_per_list(adult):
     minor = HashList.objects.get(slug="minor")
     items = inputs(pdq("both"))
+    now = timezone.now()
     with transaction.atomic():
-        _, first = store.hashes_upsert(
-            list_id=adult.pk, items=items, origin="", now=timezone.now(), published_if_new=True
+        _, first = store.hashes_hold(
+            list_id=adult.pk, items=items, holder="c", origin="", now=now, published_if_new=True
         )
-        _, second = store.hashes_upsert(
-            list_id=minor.pk, items=items, origin="", now=timezone.now(), published_if_new=True
+        _, second = store.hashes_hold(
+            list_id=minor.pk, items=items, holder="c", origin="", now=now, published_if_new=True
         )
     assert len(first) == len(second) == 1 and first != second
     assert Hash.objects.filter(value=pdq("both")["value"]).count() == 2
 
 
-def test_holds_upsert_reactivates_a_released_hold_and_holds_active_lists_them_in_order(adult):
+def test_holding_again_reactivates_a_released_hold_and_holds_active_lists_them_in_order(adult):
     hashes_hold(hash_list=adult, hashes=inputs(pdq("h")), holder="case:1")
     hashes_hold(hash_list=adult, hashes=inputs(pdq("h")), holder="peer:2", origin="b.example")
     holds_release(holder="case:1")
     h = Hash.objects.get()
     assert store.holds_active([h.pk]) == {h.pk: [("peer:2", "b.example")]}
     with transaction.atomic():
-        store.holds_upsert(hash_ids=[h.pk], holder="case:1", origin="", now=timezone.now())
+        hash_list_lock(hash_list_id=adult.pk)
+        store.hashes_hold(
+            list_id=adult.pk,
+            items=inputs(pdq("h")),
+            holder="case:1",
+            origin="",
+            now=timezone.now(),
+            published_if_new=True,
+        )
     hold = Hold.objects.get(holder="case:1")
     assert hold.active and hold.released_at is None
     assert store.holds_active([h.pk]) == {h.pk: [("case:1", ""), ("peer:2", "b.example")]}
@@ -126,13 +146,17 @@ def test_the_upsert_probes_the_unique_index_even_with_a_generic_plan(adult):
     hashes_hold(
         hash_list=adult, hashes=inputs(*(md5(f"s{i}") for i in range(300))), holder="case:1"
     )
-    payload = '[{"a": "md5", "v": "00", "q": null}]'
-    now = timezone.now()
-    with transaction.atomic(), store._cursor() as cursor:
+    params = {
+        "items": '[{"a": "md5", "v": "00", "q": null}]',
+        "list": adult.pk,
+        "now": timezone.now(),
+        "published": True,
+        "origin": "",
+        "holder": "case:1",
+    }
+    with transaction.atomic(), server_cursor() as cursor:
         cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute(
-            "EXPLAIN " + store._HASH_UPSERT, [payload, adult.pk, now, True, now, "", adult.pk]
-        )
+        cursor.execute("EXPLAIN " + store._HASH_UPSERT, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
         transaction.set_rollback(True)
     lookup = plan[plan.index("Nested Loop") :]

@@ -21,6 +21,7 @@ from cases.serializers import (
     CaseCredentialsSerializer,
     CaseStatusSerializer,
     ErrorSerializer,
+    case_created_data,
 )
 
 _ERRORS = {
@@ -79,7 +80,7 @@ class CaseCreateApi(APIView):
                 "this once, and nobody can recover them for you."
             ),
         }
-        return Response(CaseCreatedSerializer(body).data, status=status.HTTP_201_CREATED)
+        return Response(case_created_data(body), status=status.HTTP_201_CREATED)
 
 
 class CaseStatusApi(APIView):

@@ -1,8 +1,9 @@
 """The case API's shortcuts give exactly what the serializers they stand in for give.
 
-A well-formed hash list is validated without a serializer per hash, and a
-case's hashes are rendered without one; both must agree with the serializers
-on every input, or the shortcut must step aside.
+A well-formed case body is validated without building the serializers, a
+well-formed hash list without a serializer per hash, and a new case is
+rendered without one; each must agree with the serializers on every input,
+or the shortcut must step aside.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework import serializers
 
@@ -21,7 +23,9 @@ from cases.serializers import (
     CaseHashSerializer,
     CaseHashStatusSerializer,
     CaseStatusSerializer,
+    _create_fast,
     _hashes_fast,
+    case_created_data,
 )
 from tests.conftest import md5, pdq
 
@@ -69,6 +73,103 @@ def test_the_fast_validation_takes_the_usual_case():
     assert _hashes_fast(data)[0].value == pdq("0")["value"]
 
 
+answers = st.booleans() | st.none() | st.sampled_from(["true", 1, 0])
+eligibility = (
+    st.fixed_dictionaries(
+        {"in_image": st.booleans(), "under_18_at_capture": st.booleans()},
+        optional={"has_media": answers, "intimate": answers, "other": st.booleans()},
+    )
+    | st.none()
+    | st.lists(st.booleans(), max_size=2)
+)
+edge_pins = ["12345", "123456", "x" * 128, "x" * 129, "ab\x00cdef", "påskägg", "\ud800abcdef"]
+pins = (
+    st.sampled_from(edge_pins)
+    | st.text(max_size=10)
+    | st.text(alphabet=st.characters(codec="ascii"), min_size=4, max_size=8)
+    | st.integers()
+    | st.none()
+)
+bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "eligibility": eligibility,
+        "hashes": hash_lists,
+        "pin": pins,
+        "email": st.sampled_from(["a@example.org", "not an email", 3]),
+        "extra": st.integers(),
+    },
+) | st.builds(
+    lambda hashes, pin: {
+        "eligibility": {
+            "in_image": True,
+            "under_18_at_capture": False,
+            "has_media": True,
+            "intimate": True,
+        },
+        "hashes": hashes,
+        **({} if pin is None else {"pin": pin}),
+    },
+    st.lists(valid_item, min_size=1, max_size=20) | hash_lists,
+    st.none() | pins,
+)
+
+
+def slow_body(data: Any) -> Any:
+    """What the serializers make of a case body (ValidationError if they refuse it)."""
+    serializer = CaseCreateInputSerializer()
+    return super(CaseCreateInputSerializer, serializer).run_validation(data)
+
+
+@settings(max_examples=400)
+@given(data=bodies)
+def test_the_fast_body_validation_accepts_only_what_the_serializers_accept_and_alike(data):
+    fast = _create_fast(data)
+    try:
+        slow = slow_body(data)
+    except serializers.ValidationError:
+        assert fast is None
+        return
+    assert fast is None or fast == slow
+
+
+def test_the_fast_body_validation_takes_the_usual_case_and_steps_aside_for_email():
+    body = {
+        "eligibility": {
+            "in_image": True,
+            "under_18_at_capture": True,
+            "has_media": True,
+            "intimate": True,
+        },
+        "hashes": [pdq("a"), md5("b")],
+        "pin": "correct horse",
+    }
+    assert _create_fast(body) == slow_body(body)
+    assert _create_fast({**body, "email": "a@example.org"}) is None
+    assert _create_fast({**body, "hashes": [pdq("a"), pdq("a")]}) is None  # the serializer says why
+
+
+@pytest.mark.parametrize("pin", [*edge_pins, " 12345", "123456 ", 123456, None, True])
+def test_the_fast_body_validation_agrees_on_every_edge_of_the_pin(pin):
+    body = {
+        "eligibility": {
+            "in_image": True,
+            "under_18_at_capture": False,
+            "has_media": True,
+            "intimate": True,
+        },
+        "hashes": [md5("c")],
+        "pin": pin,
+    }
+    try:
+        slow = slow_body(body)
+    except serializers.ValidationError:
+        assert _create_fast(body) is None
+    else:
+        assert _create_fast(body) in (None, slow)
+        assert pin in ("123456", "x" * 128, " 12345", "123456 ", "påskägg")
+
+
 statuses = st.builds(
     CaseHashStatus,
     algorithm=st.sampled_from(["pdq", "md5"]),
@@ -94,6 +195,7 @@ def test_hashes_render_as_the_nested_serializers_render_them(hashes):
     assert CaseCreatedSerializer(created).data["hashes"] == (
         CaseHashSerializer(hashes, many=True).data
     )
+    assert case_created_data(created) == CaseCreatedSerializer(created).data
     status = CaseStatus(
         list="adult", state="active", created_at=when, withdrawn_at=None, hashes=hashes
     )

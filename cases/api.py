@@ -22,6 +22,7 @@ from cases.serializers import (
     CaseStatusSerializer,
     ErrorSerializer,
     case_created_data,
+    case_status_data,
 )
 
 _ERRORS = {
@@ -95,7 +96,7 @@ class CaseStatusApi(APIView):
         serializer = CaseCredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         case = services.case_authenticate(**serializer.validated_data)
-        return Response(CaseStatusSerializer(selectors.case_status(case=case)).data)
+        return Response(case_status_data(selectors.case_status(case=case)))
 
 
 class CaseWithdrawApi(APIView):
@@ -111,4 +112,4 @@ class CaseWithdrawApi(APIView):
         serializer.is_valid(raise_exception=True)
         case = services.case_authenticate(**serializer.validated_data)
         case = services.case_withdraw(case=case)
-        return Response(CaseStatusSerializer(selectors.case_status(case=case)).data)
+        return Response(case_status_data(selectors.case_status(case=case)))

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from cases.models import Case
 from exchange.selectors import hash_partner_counts
 from hashbank.models import Hash
-from hashbank.selectors import holder_hashes
+from hashbank.selectors import holder_hashes, list_slug
 
 
-@dataclass(frozen=True)
-class CaseHashStatus:
+class CaseHashStatus(NamedTuple):
     algorithm: str
     value: str
     quality: int | None
@@ -46,9 +46,9 @@ def case_status(
     """The case as its owner sees it. ``hashes``, when the caller has them, saves a query;
     ``with_counts=False`` skips the partner counts (none exist for a case just made)."""
     if hashes is None:
-        hashes = [hold.hash for hold in holder_hashes(holder=case.holder)]
+        hashes = holder_hashes(holder=case.holder)
     counts = (
-        hash_partner_counts(hash_list=case.hash_list, hash_ids=[h.pk for h in hashes])
+        hash_partner_counts(hash_list_id=case.hash_list_id, hash_ids=[h.pk for h in hashes])
         if with_counts
         else {h.pk: (0, 0) for h in hashes}
     )
@@ -65,7 +65,7 @@ def case_status(
         for h in hashes
     ]
     return CaseStatus(
-        list=case.hash_list.slug,
+        list=list_slug(case.hash_list_id),
         state=case.state,
         created_at=case.created_at,
         withdrawn_at=case.withdrawn_at,

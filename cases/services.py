@@ -176,7 +176,7 @@ def case_authenticate(*, case_number: str, pin: str) -> Case:
             field="case_number",
             code="case_number_malformed",
         ) from None
-    case = Case.objects.filter(number_digest=case_number_digest(canonical)).first()
+    case = db.select_one(Case, "number_digest", case_number_digest(canonical))
     now = timezone.now()
     window = timedelta(seconds=settings.HASHBANK_PIN_FAILURE_WINDOW_S)
     if case is None or _locked(case, now, window):

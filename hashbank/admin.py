@@ -10,6 +10,11 @@ class HashListAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "requires_explicit_grant", "published_count", "created_at"]
     readonly_fields = ["created_at"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: HashList | None = None) -> list[str]:
+        # The slug names the list in its log's signed checkpoints and in partners'
+        # URLs, and is remembered by the server: it never changes once made.
+        return [*self.readonly_fields, "slug"] if obj is not None else list(self.readonly_fields)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[HashList]:
         return (
             super()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from django.db import connection, models
+
+M = TypeVar("M", bound=models.Model)
 
 
 def is_postgres() -> bool:
@@ -72,3 +74,28 @@ def insert(obj: models.Model) -> None:
         obj.pk = cursor.fetchone()[0]
     obj._state.adding = False
     obj._state.db = connection.alias
+
+
+@functools.cache
+def _select_statement(model: type[models.Model], field: str) -> tuple[str, list[str]]:
+    fields = model._meta.concrete_fields
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    where = quote(model._meta.get_field(field).column)
+    table = quote(model._meta.db_table)
+    sql = f"SELECT {columns} FROM {table} WHERE {where} = %s LIMIT 1"  # noqa: S608
+    return sql, [f.attname for f in fields]
+
+
+def select_one(model: type[M], field: str, value: Any) -> M | None:
+    """The row whose ``field`` (unique) equals ``value``, or None.
+
+    On PostgreSQL through a prepared statement, for hot lookups.
+    """
+    if not is_postgres():
+        return model._default_manager.filter(**{field: value}).first()
+    sql, attnames = _select_statement(model, field)
+    with server_cursor() as cursor:
+        cursor.execute(sql, [value])
+        row = cursor.fetchone()
+    return None if row is None else model.from_db(connection.alias, attnames, row)

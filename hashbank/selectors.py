@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import functools
 
-from hashbank.models import Hold
+from hashbank import store
+from hashbank.models import Hash, HashList
 
 
-def holder_hashes(*, holder: str) -> QuerySet[Hold]:
-    """The holds of one holder with their hashes, in submission order."""
-    return Hold.objects.filter(holder=holder).select_related("hash").order_by("pk")
+def holder_hashes(*, holder: str) -> list[Hash]:
+    """The hashes one holder holds or held, in submission order."""
+    return store.hashes_of_holder(holder)
+
+
+@functools.lru_cache(maxsize=64)
+def list_slug(list_id: int) -> str:
+    """A list's slug. Lists are never deleted and their slugs never change (admin shows
+    them read-only: the slug names the list in its log's signed checkpoints)."""
+    return HashList.objects.values_list("slug", flat=True).get(pk=list_id)

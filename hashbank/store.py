@@ -33,7 +33,8 @@ COPY_THRESHOLD = 200
 
 # What the publish path reads back of a hash: the two timestamps are left
 # deferred (loaded if ever read), as parsing them cost more than the rest of the row.
-_HASH_READ = [f for f in Hash._meta.concrete_fields if f.name not in ("first_seen", "changed_at")]
+_HASH_DEFERRED = ("first_seen", "changed_at")
+_HASH_READ = [f for f in Hash._meta.concrete_fields if f.name not in _HASH_DEFERRED]
 _HASH_FIELDS = [f.attname for f in _HASH_READ]  # in model order, as Model.from_db wants
 _HASH_COLUMNS = ", ".join(f'"{f.column}"' for f in _HASH_READ)
 # Inserts the missing hashes and makes the holder's hold on every one active,
@@ -191,6 +192,23 @@ def holds_active(hash_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
     for hash_id, holder, origin in fetched:
         holds.setdefault(hash_id, []).append((holder, origin))
     return holds
+
+
+def hashes_of_holder(holder: str) -> list[Hash]:
+    """The hashes ``holder`` holds or held, in the order of its holds (timestamps deferred)."""
+    if not is_postgres():
+        return list(
+            Hash.objects.filter(holds__holder=holder).order_by("holds__pk").defer(*_HASH_DEFERRED)
+        )
+    columns = ", ".join(f"h.{column}" for column in _HASH_COLUMNS.split(", "))
+    with server_cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM hashbank_hold o JOIN hashbank_hash h ON h.id = o.hash_id"  # noqa: S608
+            " WHERE o.holder = %s ORDER BY o.id",
+            [holder],
+        )
+        fetched = cursor.fetchall()
+    return [Hash.from_db("default", _HASH_FIELDS, values) for values in fetched]
 
 
 def hashes_by_id(hash_ids: Sequence[int]) -> list[Hash]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from exchange.models import Delivery
+from cases.services import case_withdraw
+from exchange.models import Delivery, PartnerListState
 from exchange.services import FeedbackItem, feedback_submit
 from tests.conftest import md5, pdq
 
@@ -62,3 +63,20 @@ def test_not_blocked_feedback_is_not_counted_as_blocked(api, make_case, make_par
         via="native",
     )
     assert status(api, created)["hashes"][0]["partners_blocked"] == 0
+
+
+def test_a_partner_counts_once_and_only_past_the_newest_add(api, make_case, make_partner):
+    first = make_case(pdq("again"))
+    partner, _ = make_partner(("adult",))
+    adult = first.case.hash_list
+    # Pulled the first add (index 0) and was pushed it too: one partner, not two.
+    PartnerListState.objects.create(partner=partner, hash_list=adult, last_fetch_position=1)
+    Delivery.objects.create(partner=partner, hash_list=adult, acked_position=1)
+    assert status(api, first)["hashes"][0]["partners_received"] == 1
+    # Withdrawn (remove at 1) and submitted again (add at 2): the partner has
+    # not received the new add, whatever it saw of the old one.
+    case_withdraw(case=first.case)
+    second = make_case(pdq("again"))
+    assert status(api, second)["hashes"][0]["partners_received"] == 0
+    Delivery.objects.filter(partner=partner).update(acked_position=3)
+    assert status(api, second)["hashes"][0]["partners_received"] == 1

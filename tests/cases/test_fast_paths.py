@@ -26,6 +26,7 @@ from cases.serializers import (
     _create_fast,
     _hashes_fast,
     case_created_data,
+    case_status_data,
 )
 from tests.conftest import md5, pdq
 
@@ -196,9 +197,11 @@ def test_hashes_render_as_the_nested_serializers_render_them(hashes):
         CaseHashSerializer(hashes, many=True).data
     )
     assert case_created_data(created) == CaseCreatedSerializer(created).data
-    status = CaseStatus(
-        list="adult", state="active", created_at=when, withdrawn_at=None, hashes=hashes
-    )
-    assert CaseStatusSerializer(status).data["hashes"] == (
-        CaseHashStatusSerializer(hashes, many=True).data
-    )
+    for state, withdrawn_at in (("active", None), ("withdrawn", when)):
+        status = CaseStatus(
+            list="adult", state=state, created_at=when, withdrawn_at=withdrawn_at, hashes=hashes
+        )
+        assert CaseStatusSerializer(status).data["hashes"] == (
+            CaseHashStatusSerializer(hashes, many=True).data
+        )
+        assert case_status_data(status) == CaseStatusSerializer(status).data

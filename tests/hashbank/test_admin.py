@@ -46,3 +46,18 @@ def test_hash_values_are_read_only(operator, make_case):
     operator.post(f"/admin/hashbank/hash/{h.pk}/change/", {"value": "f" * 32})
     h.refresh_from_db()
     assert h.value == "0a21c8f85a55a9e276ffc2c53f6887c4"
+
+
+def test_a_list_slug_is_read_only_once_made_and_can_be_chosen_for_a_new_list(operator):
+    from hashbank.models import HashList
+
+    adult = HashList.objects.get(slug="adult")
+    page = operator.get(f"/admin/hashbank/hashlist/{adult.pk}/change/").content.decode()
+    assert 'name="slug"' not in page and 'name="name"' in page
+    operator.post(
+        f"/admin/hashbank/hashlist/{adult.pk}/change/",
+        {"slug": "renamed", "name": "Adults", "description": ""},
+    )
+    adult.refresh_from_db()
+    assert adult.slug == "adult" and adult.name == "Adults"
+    assert 'name="slug"' in operator.get("/admin/hashbank/hashlist/add/").content.decode()

@@ -37,3 +37,14 @@ def test_insert_raises_djangos_integrity_error_and_keeps_the_transaction_usable(
     with pytest.raises(IntegrityError), transaction.atomic():
         db.insert(Case(number_digest="e" * 64, pin_hash="q", hash_list=adult))
     assert Case.objects.filter(number_digest="e" * 64).count() == 1
+
+
+def test_select_one_finds_by_a_unique_field_or_gives_none():
+    adult = HashList.objects.get(slug="adult")
+    case = Case(number_digest="f" * 64, pin_hash="p", hash_list=adult)
+    db.insert(case)
+    found = db.select_one(Case, "number_digest", "f" * 64)
+    assert found == case and not found._state.adding
+    assert (found.pin_hash, found.hash_list_id) == ("p", adult.pk)
+    assert found.created_at == case.created_at
+    assert db.select_one(Case, "number_digest", "0" * 64) is None

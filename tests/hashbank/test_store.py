@@ -162,3 +162,15 @@ def test_the_upsert_probes_the_unique_index_even_with_a_generic_plan(adult):
     lookup = plan[plan.index("Nested Loop") :]
     assert "Index Scan using hash_unique_per_list" in lookup, plan
     assert "Hash Join" not in plan and "Seq Scan" not in plan, plan
+
+
+def test_hashes_of_holder_in_the_order_held_released_ones_too(adult):
+    hashes_hold(hash_list=adult, hashes=inputs(pdq("z"), md5("y")), holder="case:7")
+    hashes_hold(hash_list=adult, hashes=inputs(pdq("a")), holder="case:7")
+    hashes_hold(hash_list=adult, hashes=inputs(pdq("other")), holder="case:8")
+    holds_release(holder="case:7")
+    found = store.hashes_of_holder("case:7")
+    assert [h.value for h in found] == [pdq("z")["value"], md5("y")["value"], pdq("a")["value"]]
+    assert not any(h.published for h in found)
+    assert found[0].first_seen == Hash.objects.get(pk=found[0].pk).first_seen  # loaded on demand
+    assert store.hashes_of_holder("case:none") == []

@@ -24,8 +24,9 @@ from cases import case_numbers, pins
 from cases.models import Case
 from hashbank import db
 from hashbank.errors import InvalidCredentials, InvalidInput, NotEligible
-from hashbank.models import Hash, HashList
+from hashbank.models import HashList
 from hashbank.services import HashInput, hashes_hold, holds_release
+from hashbank.store import HashRow
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class CaseCreated:
     case: Case
     case_number: str
     pin: str
-    hashes: list[Hash]
+    hashes: list[HashRow]
 
 
 def case_number_digest(canonical_number: str) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 
 from hashbank import store
-from hashbank.models import Hash, HashList
+from hashbank.models import HashList
+from hashbank.store import HashRow
 
 
-def holder_hashes(*, holder: str) -> list[Hash]:
+def holder_hashes(*, holder: str) -> list[HashRow]:
     """The hashes one holder holds or held, in submission order."""
     return store.hashes_of_holder(holder)
 

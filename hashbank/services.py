@@ -29,6 +29,7 @@ from django.utils import timezone
 from hashbank import store, tlog
 from hashbank.log import PendingEntry, log_append, log_redact, log_timestamp
 from hashbank.models import Hash, HashList, Hold, LogEntry
+from hashbank.store import HashRow
 
 PEER_HOLDER_PREFIX = "peer:"
 
@@ -57,7 +58,7 @@ def hashes_hold(
     hashes: Sequence[HashInput],
     holder: str,
     origin: str = "",
-) -> list[Hash]:
+) -> list[HashRow]:
     """Record that ``holder`` keeps these hashes published; returns them in input order.
 
     Runs in the caller's transaction (or its own). Idempotent per (hash, holder).
@@ -122,7 +123,7 @@ def _release(holds: QuerySet[Hold], *, reason: str) -> list[int]:
 
 def hashes_refresh_published(
     *, hash_list: HashList, hash_ids: Iterable[int], reason: str = "withdrawn"
-) -> list[Hash]:
+) -> list[HashRow]:
     """Derive, store and log the published state of these hashes; returns those that changed.
 
     Takes the list lock itself (re-entrant within one transaction).
@@ -152,7 +153,7 @@ def _publishable(*, held: bool, disabled: bool) -> bool:
 
 def _refresh_published(
     *, hash_list: HashList, hash_ids: Iterable[int], reason: str = "withdrawn"
-) -> tuple[list[Hash], list[Hash]]:
+) -> tuple[list[HashRow], list[HashRow]]:
     """Derive, store and log the published state of these hashes from what the database holds.
 
     ``hash_list`` is the row locked in this transaction. Returns (every hash
@@ -170,11 +171,11 @@ def _refresh_published(
 def _apply_rule(
     *,
     hash_list: HashList,
-    loaded: list[Hash],
+    loaded: list[HashRow],
     holds: dict[int, list[tuple[str, str]]],
     stored: dict[int, bool] | None = None,
     reason: str = "withdrawn",
-) -> tuple[list[Hash], list[Hash]]:
+) -> tuple[list[HashRow], list[HashRow]]:
     """Apply the rule to ``loaded`` (by id) given their active ``holds``; log and store changes.
 
     Each hash's ``published`` is its state as the log last said. ``stored``
@@ -188,8 +189,8 @@ def _apply_rule(
     """
     stored = stored or {}
     in_table = {h.pk: stored.get(h.pk, h.published) for h in loaded}
-    changed: list[Hash] = []
-    republished: list[Hash] = []
+    changed: list[HashRow] = []
+    republished: list[HashRow] = []
     for h in loaded:
         publish = _publishable(held=h.pk in holds, disabled=h.disabled)
         if h.published != publish:
@@ -207,9 +208,9 @@ def _apply_rule(
     # By hash alone (a hash belongs to one list), so no list index can be taken.
     add_index = (
         dict(
-            LogEntry.objects.filter(hash__in=undo, op=LogEntry.Op.ADD, redacted=False).values_list(
-                "hash_id", "index"
-            )
+            LogEntry.objects.filter(
+                hash_id__in=[h.pk for h in undo], op=LogEntry.Op.ADD, redacted=False
+            ).values_list("hash_id", "index")
         )
         if undo
         else {}
@@ -248,7 +249,7 @@ def _apply_rule(
     return loaded, changed
 
 
-def _store_published(loaded: list[Hash], in_table: dict[int, bool], *, now: datetime) -> None:
+def _store_published(loaded: list[HashRow], in_table: dict[int, bool], *, now: datetime) -> None:
     """Write each hash's published state where the table holds another value.
 
     Set-based UPDATEs: Django's bulk_update builds a CASE per row, which costs

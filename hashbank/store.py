@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,12 +32,42 @@ from hashbank.models import Hash, HashList, Hold, LogEntry, TreeNode
 #: Above this many entries an append uses COPY (imports): several times faster than INSERT.
 COPY_THRESHOLD = 200
 
-# What the publish path reads back of a hash: the two timestamps are left
-# deferred (loaded if ever read), as parsing them cost more than the rest of the row.
-_HASH_DEFERRED = ("first_seen", "changed_at")
-_HASH_READ = [f for f in Hash._meta.concrete_fields if f.name not in _HASH_DEFERRED]
-_HASH_FIELDS = [f.attname for f in _HASH_READ]  # in model order, as Model.from_db wants
-_HASH_COLUMNS = ", ".join(f'"{f.column}"' for f in _HASH_READ)
+
+@dataclass(slots=True, eq=False)
+class HashRow:
+    """A hash as the publish path reads and changes it: the columns the rule needs.
+
+    Model instances cost more to build than the rest of a case's hashes took to
+    write; the timestamps are not read (parsing them cost more than the row).
+    """
+
+    pk: int
+    hash_list_id: int
+    algorithm: str
+    value: str
+    quality: int | None
+    published: bool
+    disabled: bool
+    under_review: bool
+    origin: str
+    changed_at: datetime | None = None
+
+    @property
+    def id(self) -> int:
+        return self.pk
+
+
+_HASH_FIELDS = [
+    "id", "hash_list_id", "algorithm", "value", "quality", "published", "disabled",
+    "under_review", "origin",
+]  # fmt: skip
+_HASH_COLUMNS = ", ".join(f'"{Hash._meta.get_field(f).column}"' for f in _HASH_FIELDS)
+
+
+def _row(hash_: Hash) -> HashRow:
+    return HashRow(*(getattr(hash_, f) for f in _HASH_FIELDS))
+
+
 # Inserts the missing hashes and makes the holder's hold on every one active,
 # in one statement. The outer SELECT sees the table as it was before the
 # INSERT in the same statement: existing rows come from the lookup, new ones
@@ -103,7 +134,7 @@ def hashes_hold(
     origin: str,
     now: datetime,
     published_if_new: bool,
-) -> tuple[list[Hash], set[int]]:
+) -> tuple[list[HashRow], set[int]]:
     """Insert the hashes this list lacks and make ``holder``'s hold on each one active.
 
     Returns every row (by id) and the ids inserted now. ``items`` have
@@ -127,7 +158,7 @@ def hashes_hold(
         with server_cursor() as cursor:
             cursor.execute(_HASH_UPSERT, params)
             fetched = cursor.fetchall()
-        rows = [Hash.from_db("default", _HASH_FIELDS, values[:-1]) for values in fetched]
+        rows = [HashRow(*values[:-1]) for values in fetched]
         return rows, {values[0] for values in fetched if values[-1]}
 
     wanted = {(h.algorithm, h.value): h for h in items}
@@ -156,7 +187,7 @@ def hashes_hold(
         unique_fields=["hash", "holder"],
         update_fields=["active", "released_at", "origin"],
     )
-    return rows, {r.pk for r in created}
+    return [_row(r) for r in rows], {r.pk for r in created}
 
 
 def _hashes_by_value(list_id: int, keys: list[tuple[str, str]]) -> list[Hash]:
@@ -194,12 +225,15 @@ def holds_active(hash_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
     return holds
 
 
-def hashes_of_holder(holder: str) -> list[Hash]:
-    """The hashes ``holder`` holds or held, in the order of its holds (timestamps deferred)."""
+def hashes_of_holder(holder: str) -> list[HashRow]:
+    """The hashes ``holder`` holds or held, in the order of its holds."""
     if not is_postgres():
-        return list(
-            Hash.objects.filter(holds__holder=holder).order_by("holds__pk").defer(*_HASH_DEFERRED)
-        )
+        return [
+            HashRow(*values)
+            for values in Hash.objects.filter(holds__holder=holder)
+            .order_by("holds__pk")
+            .values_list(*_HASH_FIELDS)
+        ]
     columns = ", ".join(f"h.{column}" for column in _HASH_COLUMNS.split(", "))
     with server_cursor() as cursor:
         cursor.execute(
@@ -208,13 +242,14 @@ def hashes_of_holder(holder: str) -> list[Hash]:
             [holder],
         )
         fetched = cursor.fetchall()
-    return [Hash.from_db("default", _HASH_FIELDS, values) for values in fetched]
+    return [HashRow(*values) for values in fetched]
 
 
-def hashes_by_id(hash_ids: Sequence[int]) -> list[Hash]:
+def hashes_by_id(hash_ids: Sequence[int]) -> list[HashRow]:
     # By primary key alone: the ids come from one list, and a second condition
     # can tempt the planner into scanning the list index.
-    return list(Hash.objects.filter(pk__in=hash_ids).order_by("pk"))
+    found = Hash.objects.filter(pk__in=hash_ids).order_by("pk").values_list(*_HASH_FIELDS)
+    return [HashRow(*values) for values in found]
 
 
 def log_write(

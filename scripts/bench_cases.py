@@ -4,7 +4,9 @@
 Each client creates cases of 20 hashes, then checks the status of each one.
 In the same run the script measures how many bare Argon2id PIN hashes per
 second this machine does, with the server's own parameters and code, on all
-cores, which bounds how fast cases can be created.
+cores, which bounds how fast cases can be created. It measures that just
+before and just after the load and compares with the mean: on a shared
+(virtual) machine the speed of the same code drifts by ±15 % within minutes.
 
     .venv/bin/python scripts/bench_cases.py            # full run
     .venv/bin/python scripts/bench_cases.py --quick    # smoke run
@@ -15,11 +17,11 @@ Needs PostgreSQL (postgres@127.0.0.1:5432, trust) and Redis (127.0.0.1:6379).
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import multiprocessing
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -104,6 +106,27 @@ def random_case_body() -> bytes:
     return json.dumps(body).encode()
 
 
+def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    """One POST on a new connection, as the sync workers close each one; (status, body).
+
+    Plain sockets and a prebuilt request: the clients share the server's cores,
+    and http.client took about twice the CPU per request.
+    """
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(head + body)
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    header, _, payload = b"".join(chunks).partition(b"\r\n\r\n")
+    if b"\r\ntransfer-encoding:" in header.lower():
+        raise RuntimeError("chunked response: the benchmark client reads only plain bodies")
+    return int(header.split(b" ", 2)[1]), payload
+
+
 class Client(threading.Thread):
     def __init__(self, port: int, cases: int, barrier: threading.Barrier) -> None:
         super().__init__(daemon=True)
@@ -116,19 +139,13 @@ class Client(threading.Thread):
         self.credentials: list[tuple[str, str]] = []
         self.create_window = (0.0, 0.0)
 
-    def _post(self, conn: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, bytes]:
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-        response = conn.getresponse()
-        return response.status, response.read()
-
     def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         bodies = [random_case_body() for _ in range(self.cases)]
         self.barrier.wait()
         start = time.perf_counter()
         for body in bodies:
             t0 = time.perf_counter()
-            status, data = self._post(conn, "/api/v1/cases", body)
+            status, data = post(self.port, "/api/v1/cases", body)
             self.create_ms.append((time.perf_counter() - t0) * 1000)
             if status != 201:
                 self.errors.append(f"create {status}: {data[:200]!r}")
@@ -139,24 +156,23 @@ class Client(threading.Thread):
         self.barrier.wait()
         for number, pin in self.credentials:
             t0 = time.perf_counter()
-            status, data = self._post(
-                conn,
+            status, data = post(
+                self.port,
                 "/api/v1/cases/status",
                 json.dumps({"case_number": number, "pin": pin}).encode(),
             )
             self.status_ms.append((time.perf_counter() - t0) * 1000)
             if status != 200 or len(json.loads(data)["hashes"]) != 20:
                 self.errors.append(f"status {status}: {data[:200]!r}")
-        conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--cases-per-client", type=int, default=60)
-    # Sync workers, one more than cores: measured best for this CPU-bound path
-    # (gthread workers and more processes did no better; see BENCHMARKS.md).
-    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1)
+    # Sync workers, one per core: measured best for this CPU-bound path. More
+    # processes than cores made each Argon2 hash itself ~10 % slower (see BENCHMARKS.md).
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--argon2-seconds", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="small run, to check it works")
@@ -176,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             HASHBANK_RATE_CASE_WITHDRAW=unlimited,
         )
         manage(env, "migrate", "--noinput")
-        argon2_rate, processes = bare_argon2_rate(env, args.argon2_seconds)
+        argon2_before, processes = bare_argon2_rate(env, args.argon2_seconds)
         port = free_port()
         with gunicorn(env, port=port, workers=args.workers, threads=args.threads):
             warm = Client(port, 4, threading.Barrier(1))
@@ -191,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             for c in clients:
                 c.join()
             after = (_cpu_seconds(server_pids), _cpu_seconds(pg_pids), time.process_time())
+        argon2_after, _ = bare_argon2_rate(env, args.argon2_seconds)
+        argon2_rate = (argon2_before + argon2_after) / 2
 
     create_ms = [x for c in clients for x in c.create_ms]
     status_ms = [x for c in clients for x in c.status_ms]
@@ -209,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "hashes_per_case": 20,
         "gunicorn": f"{args.workers} workers x {args.threads} threads",
         "argon2_bare_per_s": round(argon2_rate, 1),
+        "argon2_before_after": [round(argon2_before, 1), round(argon2_after, 1)],
         "argon2_processes": processes,
         "create_cases_per_s": round(cases_per_s, 1),
         "create_ratio_to_argon2": round(cases_per_s / argon2_rate, 3),

@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 from exchange.models import Feedback, FeedbackOutcome, Partner
 from exchange.ttl_cache import TtlCache
 from hashbank import tlog
-from hashbank.db import server_cursor
+from hashbank.db import is_postgres, server_cursor
 from hashbank.errors import InvalidInput, NotFound
 from hashbank.log import current_checkpoint, tree_nodes
 from hashbank.models import HashList, LogEntry
@@ -259,7 +259,7 @@ def hash_partner_counts(*, hash_list_id: int, hash_ids: list[int]) -> dict[int, 
     """
     if not hash_ids:
         return {}
-    if connection.vendor == "postgresql":
+    if is_postgres():
         params = {
             "list": hash_list_id,
             "ids": list(hash_ids),

@@ -8,13 +8,15 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import psycopg
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 M = TypeVar("M", bound=models.Model)
 
 
+@functools.cache
 def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
+    # The database backend is fixed for the life of the process.
+    return connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
 
 
 @contextlib.contextmanager
@@ -28,17 +30,16 @@ def server_cursor() -> Iterator[Any]:
     Django's wrapper keeps query logging, error translation and query counting
     in tests.
     """
+    # One lookup of the connection: each use of Django's ``connection`` proxy
+    # goes through a context-local lookup, which here cost as much as the query.
+    db = connections[DEFAULT_DB_ALIAS]
     if not is_postgres():
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             yield cursor
         return
-    connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
-    wrapped = (
-        connection.make_debug_cursor(raw)
-        if connection.queries_logged
-        else connection.make_cursor(raw)
-    )
+    db.ensure_connection()
+    raw = psycopg.Cursor(db.connection)
+    wrapped = db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
     try:
         yield wrapped
     finally:
@@ -68,12 +69,13 @@ def insert(obj: models.Model) -> None:
         obj.save(force_insert=True)
         return
     sql, fields = _insert_statement(type(obj))
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    db = connections[DEFAULT_DB_ALIAS]
+    values = [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
     with server_cursor() as cursor:
         cursor.execute(sql, values)
         obj.pk = cursor.fetchone()[0]
     obj._state.adding = False
-    obj._state.db = connection.alias
+    obj._state.db = DEFAULT_DB_ALIAS
 
 
 @functools.cache
@@ -98,4 +100,4 @@ def select_one(model: type[M], field: str, value: Any) -> M | None:
     with server_cursor() as cursor:
         cursor.execute(sql, [value])
         row = cursor.fetchone()
-    return None if row is None else model.from_db(connection.alias, attnames, row)
+    return None if row is None else model.from_db(DEFAULT_DB_ALIAS, attnames, row)

@@ -37,8 +37,9 @@ COPY_THRESHOLD = 200
 class HashRow:
     """A hash as the publish path reads and changes it: the columns the rule needs.
 
-    Model instances cost more to build than the rest of a case's hashes took to
-    write; the timestamps are not read (parsing them cost more than the row).
+    Building model instances (initialisers, signals, descriptors) for a case's
+    hashes took more Python than sending and reading the statement that writes
+    them; the timestamps are not read (parsing them cost more than the rest).
     """
 
     pk: int
@@ -73,8 +74,7 @@ def _row(hash_: Hash) -> HashRow:
 # INSERT in the same statement: existing rows come from the lookup, new ones
 # from RETURNING. The LIMIT keeps the lookup a probe of the unique index per
 # input row: as a plain join, a prepared (generic) plan hashes every row of the
-# list instead. The holds' reference to new hashes is checked at commit
-# (deferred constraint). (Column names come from the model; nothing here is input.)
+# list instead. (Column names come from the model; nothing here is input.)
 _HASH_UPSERT = f"""
     WITH input AS (
         SELECT * FROM jsonb_to_recordset(%(items)s::jsonb) AS t(a text, v text, q int)

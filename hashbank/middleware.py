@@ -51,22 +51,24 @@ class ApiRequestGuard:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             declared = 0
-        too_large = JsonResponse(
-            error_body(
-                "body_too_large",
-                _("The request body is too large (at most %(limit)d KiB).")
-                % {"limit": limit // 1024},
-                None,
-            ),
-            status=413,
-        )
         if declared > limit:
-            return too_large
+            return _too_large(limit)
         if request.method in ("POST", "PUT", "PATCH"):
             try:
                 body = request.body
             except RequestDataTooBig:
-                return too_large
+                return _too_large(limit)
             if len(body) > limit:
-                return too_large
+                return _too_large(limit)
         return self.get_response(request)
+
+
+def _too_large(limit: int) -> JsonResponse:
+    return JsonResponse(
+        error_body(
+            "body_too_large",
+            _("The request body is too large (at most %(limit)d KiB).") % {"limit": limit // 1024},
+            None,
+        ),
+        status=413,
+    )

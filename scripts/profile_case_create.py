@@ -1,0 +1,96 @@
+#!/usr/bin/env python
+"""What one case creation costs besides the PIN hash: Python and PostgreSQL CPU.
+
+Runs case creations in process through the WSGI handler (the whole request
+cycle: middleware, DRF, rate limiting, the publish path), with the Argon2 PIN
+hash replaced by a constant, against a fresh PostgreSQL database, and prints
+the CPU time per request of this process and of its PostgreSQL backend.
+
+    .venv/bin/python scripts/profile_case_create.py --requests 500
+
+For figures that don't drift with a shared host's speed, count instructions:
+run it twice under callgrind and take the difference, so start-up cancels out:
+
+    valgrind --tool=callgrind .venv/bin/python scripts/profile_case_create.py --requests 40
+    valgrind --tool=callgrind .venv/bin/python scripts/profile_case_create.py --requests 140
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts.bench_cases import random_case_body
+from scripts.benchlib import fresh_database, manage, production_env
+
+WARM_UP = 20
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=500)
+    args = parser.parse_args(argv)
+
+    env = production_env(
+        fresh_database("hashbank_profile"),
+        Path(tempfile.mkdtemp()),
+        HASHBANK_RATE_CASE_CREATE="1000000/h",
+    )
+    manage(env, "migrate", "--noinput")
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connection
+
+    from cases import pins
+
+    constant = pins.hash_pin("profile")
+    pins.hash_pin = lambda pin: constant  # the one cost this script leaves out
+    app = WSGIHandler()
+
+    def create(body: bytes) -> None:
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/cases", "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1", "REMOTE_ADDR": "127.0.0.1",
+            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+            "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
+        }  # fmt: skip
+        status: list[str] = []
+        response = app(environ, lambda s, headers, exc_info=None: status.append(s))
+        b"".join(response)
+        response.close()
+        if not status[0].startswith("201"):
+            raise RuntimeError(f"case creation answered {status[0]}")
+
+    bodies = [random_case_body() for _ in range(WARM_UP + args.requests)]
+    for body in bodies[:WARM_UP]:
+        create(body)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = Path(f"/proc/{cursor.fetchone()[0]}/stat")
+
+    def backend_cpu() -> float:
+        fields = backend.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    python0, backend0 = time.process_time(), backend_cpu()
+    for body in bodies[WARM_UP:]:
+        create(body)
+    python_ms = (time.process_time() - python0) * 1000 / args.requests
+    backend_ms = (backend_cpu() - backend0) * 1000 / args.requests
+    print(f"per case creation: Python {python_ms:.2f} ms, PostgreSQL backend {backend_ms:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -255,10 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     # Each round's rate while every client was still busy (until the first one
     # finished its share), against the mean of the bare rates on either side.
     segment_ratios = []
-    for k, (started, _ended) in enumerate(segment_windows):
-        first_done = min(max(t for s, t in c.create_done if s == k) for c in clients)
-        count = sum(1 for c in clients for s, t in c.create_done if s == k and t <= first_done)
-        segment_ratios.append(count / (first_done - started) / ((argon2[k] + argon2[k + 1]) / 2))
+    for k, (started, ended) in enumerate(segment_windows):
+        done = [[t for s, t in c.create_done if s == k] for c in clients]
+        first_done = min((max(times) for times in done if times), default=ended)
+        count = sum(1 for times in done for t in times if t <= first_done)
+        rate = count / (first_done - started) if first_done > started else 0.0
+        segment_ratios.append(rate / ((argon2[k] + argon2[k + 1]) / 2))
     create_ms = [x for c in clients for x in c.create_ms]
     status_ms = [x for c in clients for x in c.status_ms]
     errors = [e for c in clients for e in c.errors]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.cache.backends import redis as django_redis
+from redis import exceptions as redis_exceptions
 
 # Increment only a key that exists, as Django's contract says, in one step.
 _INCR_IF_EXISTS = """
@@ -41,12 +42,28 @@ class RedisCacheClient(django_redis.RedisCacheClient):
             client = self._clients[index] = self._client(connection_pool=self._pools[index])
         return client
 
+    # Rate limiting calls add, then incr, on every request to the case API:
+    # both go straight to execute_command, skipping redis-py's per-command
+    # argument handling and script wrapper (a fifth of their Python).
+
+    def add(self, key: Any, value: Any, timeout: int | None) -> bool:
+        if timeout == 0:  # Django's meaning: set and expire at once
+            return bool(super().add(key, value, timeout))
+        client = self.get_client(key, write=True)
+        args = ["SET", key, self._serializer.dumps(value), "NX"]
+        if timeout is not None:
+            args += ["EX", int(timeout)]
+        return bool(client.execute_command(*args))
+
     def incr(self, key: Any, delta: int) -> int:
         client = self.get_client(key, write=True)
         script = self._incr_scripts.get(id(client))
         if script is None:
             script = self._incr_scripts[id(client)] = client.register_script(_INCR_IF_EXISTS)
-        value = script(keys=[key], args=[delta])
+        try:
+            value = client.execute_command("EVALSHA", script.sha, 1, key, delta)
+        except redis_exceptions.NoScriptError:  # the server restarted, or was flushed
+            value = script(keys=[key], args=[delta])
         if value is None:
             raise ValueError(f"Key '{key}' not found.")
         return int(value)

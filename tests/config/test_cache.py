@@ -53,3 +53,23 @@ def test_one_client_serves_every_operation(cache):
     cache.set("a", "x")
     assert cache._cache.get_client() is client
     assert cache._cache.get_client("any", write=True) is client
+
+
+def test_add_sets_only_a_missing_key_with_its_expiry_or_none(cache):
+    raw = redis.Redis.from_url(URL)
+    assert cache.add("a", {"n": 1}, 60) is True
+    assert cache.add("a", {"n": 2}, 60) is False
+    assert cache.get("a") == {"n": 1}
+    assert 0 < raw.ttl(cache.make_and_validate_key("a")) <= 60
+    assert cache.add("forever", 3, None) is True
+    assert raw.ttl(cache.make_and_validate_key("forever")) == -1
+    # Django's meaning of a zero timeout: stored and expired at once.
+    assert cache.add("gone", 1, 0) is True
+    assert cache.get("gone") is None
+
+
+def test_incr_survives_a_server_that_forgot_the_script(cache):
+    cache.add("k", 1, 60)
+    assert cache.incr("k") == 2
+    redis.Redis.from_url(URL).script_flush()
+    assert cache.incr("k") == 3

@@ -6,7 +6,6 @@ hashes; they never touch a hash's published state or the log directly.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import logging
@@ -25,6 +24,7 @@ from cases.models import Case
 from hashbank import db
 from hashbank.errors import InvalidCredentials, InvalidInput, NotEligible
 from hashbank.models import HashList
+from hashbank.selectors import list_id
 from hashbank.services import HashInput, hashes_hold, holds_release
 from hashbank.store import HashRow
 
@@ -105,13 +105,6 @@ def eligibility_route(*, eligibility: Eligibility) -> str:
     raise NotEligible(reason, field=field, extra={"help": _help_for(eligibility)})
 
 
-@functools.lru_cache(maxsize=16)
-def _list_id(slug: str) -> int:
-    # Lists are never deleted (PROTECT) and their slugs don't change, so the id
-    # can be remembered; hashes_hold reads the row itself under its lock.
-    return HashList.objects.values_list("pk", flat=True).get(slug=slug)
-
-
 def case_create(
     *,
     eligibility: Eligibility,
@@ -121,7 +114,7 @@ def case_create(
 ) -> CaseCreated:
     """Create a case holding these hashes; the number and PIN are returned once, never stored."""
     slug = eligibility_route(eligibility=eligibility)
-    hash_list = HashList(pk=_list_id(slug), slug=slug)
+    hash_list = HashList(pk=list_id(slug), slug=slug)
     chosen_pin = pin if pin is not None else pins.generate()
     # The slow hash runs before the transaction so no lock is held during it.
     pin_hash = pins.hash_pin(chosen_pin)

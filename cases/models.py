@@ -41,7 +41,10 @@ class Case(models.Model):
     def __str__(self) -> str:
         return f"Case #{self.pk}"
 
+    #: How the bank names a case's holds on hashes: ``case:<pk>``.
+    HOLDER_PREFIX = "case:"
+
     @property
     def holder(self) -> str:
         """How the bank names this case's holds on hashes."""
-        return f"case:{self.pk}"
+        return f"{self.HOLDER_PREFIX}{self.pk}"

@@ -25,7 +25,7 @@ from hashbank import db
 from hashbank.errors import InvalidCredentials, InvalidInput, NotEligible
 from hashbank.models import HashList
 from hashbank.selectors import list_id
-from hashbank.services import HashInput, hashes_hold, holds_release
+from hashbank.services import HashInput, hashes_hold_new_owner, holds_release
 from hashbank.store import HashRow
 
 logger = logging.getLogger(__name__)
@@ -119,17 +119,19 @@ def case_create(
     # The slow hash runs before the transaction so no lock is held during it.
     pin_hash = pins.hash_pin(chosen_pin)
     number = case_numbers.generate()
-    with transaction.atomic():
-        case = Case(
-            number_digest=case_number_digest(case_numbers.canonical(number)),
-            pin_hash=pin_hash,
-            hash_list=hash_list,
-        )
-        db.insert(case)
-        held = hashes_hold(hash_list=hash_list, hashes=hashes, holder=case.holder)
-        if email:
-            language = translation.get_language()
-            transaction.on_commit(lambda: _send_case_number(email, number, language))
+    case = Case(
+        number_digest=case_number_digest(case_numbers.canonical(number)),
+        pin_hash=pin_hash,
+        hash_list=hash_list,
+    )
+    # The case row and its holds commit together (one statement on PostgreSQL).
+    held = hashes_hold_new_owner(
+        hash_list=hash_list, hashes=hashes, owner=case, holder_prefix=Case.HOLDER_PREFIX
+    )
+    if email:
+        language = translation.get_language()
+        # At once, or when the caller's transaction commits.
+        transaction.on_commit(lambda: _send_case_number(email, number, language))
     return CaseCreated(case=case, case_number=number, pin=chosen_pin, hashes=held)
 
 

@@ -58,6 +58,21 @@ def _insert_statement(model: type[models.Model]) -> tuple[str, tuple[models.Fiel
     return sql, fields
 
 
+def insert_statement(obj: models.Model) -> tuple[str, list[Any]]:
+    """``INSERT INTO <table> (...) VALUES (...) RETURNING <pk>`` for a new ``obj``, and its
+    values, as ``obj.save(force_insert=True)`` would write them (defaults, ``pre_save``)."""
+    sql, fields = _insert_statement(type(obj))
+    db = connections[DEFAULT_DB_ALIAS]
+    return sql, [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
+
+
+def inserted(obj: models.Model, pk: Any) -> None:
+    """Mark ``obj`` as the saved row ``pk``, as ``save`` would."""
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = DEFAULT_DB_ALIAS
+
+
 def insert(obj: models.Model) -> None:
     """Insert a new row as ``obj.save(force_insert=True)`` would, minus the signals.
 
@@ -68,14 +83,10 @@ def insert(obj: models.Model) -> None:
     if not is_postgres():
         obj.save(force_insert=True)
         return
-    sql, fields = _insert_statement(type(obj))
-    db = connections[DEFAULT_DB_ALIAS]
-    values = [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
+    sql, values = insert_statement(obj)
     with server_cursor() as cursor:
         cursor.execute(sql, values)
-        obj.pk = cursor.fetchone()[0]
-    obj._state.adding = False
-    obj._state.db = DEFAULT_DB_ALIAS
+        inserted(obj, cursor.fetchone()[0])
 
 
 @functools.cache

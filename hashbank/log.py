@@ -91,9 +91,13 @@ def log_append(*, hash_list: HashList, entries: Sequence[PendingEntry], timestam
     hash_list.log_size = edge.size
     hash_list.tree_edge = tree_edge
     hash_list.log_last_timestamp = timestamp
-    list_id = hash_list.pk
-    transaction.on_commit(lambda: log_appended.send(sender=HashList, hash_list_id=list_id))
+    log_appended_on_commit(hash_list_id=hash_list.pk)
     return first
+
+
+def log_appended_on_commit(*, hash_list_id: int) -> None:
+    """Send ``log_appended`` for this list once the current transaction commits."""
+    transaction.on_commit(lambda: log_appended.send(sender=HashList, hash_list_id=hash_list_id))
 
 
 def log_redact(*, hash_list: HashList, indexes: Sequence[int]) -> None:

@@ -37,7 +37,8 @@ class Hash(models.Model):
     ``published`` is derived state: only ``hashbank.services.hash_refresh_published``
     writes it, from the hash's holds and reviewer decisions.
 
-    Hashes are inserted only by ``hashbank.store.hashes_hold``, under the
+    Hashes are inserted only by ``hashbank.store`` (``hashes_hold``, and the
+    ``hashbank_hold_new`` function it calls for a new case), under the
     list's row lock, and neither hashes nor lists are ever deleted: the
     reference to the list carries no database constraint (see LogEntry).
     """
@@ -98,7 +99,7 @@ class Hold(models.Model):
     ``holder`` names the owner as ``"<kind>:<id>"`` (``case:42``, ``peer:3``) so the
     bank does not depend on the apps that hold hashes.
 
-    Holds are written only by ``hashbank.store.hashes_hold``, in the statement
+    Holds are written only by ``hashbank.store`` (as for hashes), in the statement
     that inserts or finds their hashes: the reference carries no database
     constraint (see LogEntry). Its check at commit locked each new hash row
     again, a write per row.

@@ -1,10 +1,15 @@
 """Services that change what the bank holds and publishes.
 
-Every change to a hash's published state goes through ``_refresh_published``,
-the one place that derives it: a hash is published while at least one active
-hold (an active case, or a federated import) keeps it and no reviewer disabled
-it. The same function appends the change to the list's log, in the same
-transaction and under the list's row lock.
+Every change to a hash's published state goes through ``_apply_rule`` (via
+``_refresh_published`` or ``hashes_hold``), the one place that derives it: a
+hash is published while at least one active hold (an active case, or a
+federated import) keeps it and no reviewer disabled it. The same function
+appends the change to the list's log, in the same transaction and under the
+list's row lock. The one exception is a new case's hashes on PostgreSQL
+(``hashes_hold_new_owner``): where the rule's answer needs no reading (new
+hashes with one local holder are published; published ones stay so), the
+database applies it in the same statement that writes the case; anything
+else comes back here.
 
 Provenance: an ``add`` names the origin of a federated import (``Hash.origin``)
 only while no local holder keeps the hash, and a published hash's add always
@@ -18,16 +23,23 @@ let go of it (peers skip adds that name their own origin).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from hashbank import store, tlog
-from hashbank.log import PendingEntry, log_append, log_redact, log_timestamp
+from hashbank import db, store, tlog
+from hashbank.log import (
+    PendingEntry,
+    log_append,
+    log_appended_on_commit,
+    log_redact,
+    log_timestamp,
+)
 from hashbank.models import Hash, HashList, Hold, LogEntry
 from hashbank.store import HashRow
 
@@ -90,6 +102,53 @@ def hashes_hold(
         loaded, _changed = _apply_rule(hash_list=locked, loaded=rows, holds=holds, stored=stored)
         by_key = {(h.algorithm, h.value): h for h in loaded}
         return [by_key[(h.algorithm, h.value)] for h in hashes]
+
+
+def hashes_hold_new_owner(
+    *,
+    hash_list: HashList,
+    hashes: Sequence[HashInput],
+    owner: models.Model,
+    holder_prefix: str,
+) -> list[HashRow]:
+    """Insert ``owner`` (a new row: a case) and hold these hashes as ``<holder_prefix><pk>``.
+
+    All or nothing, in the caller's transaction or its own. Returns the hashes in
+    input order, as ``hashes_hold`` does. Case creation is the bank's hot path:
+    on PostgreSQL, when every hash is new to the list or already published,
+    the rule's answer is known without reading anything (a new hash with one
+    local holder is published and logged; a published one stays as it is, as
+    ``_apply_rule`` would leave it), so all of it runs as one statement
+    (``store.hashes_hold_new_owner``). Any other hash, and other databases, take
+    the general path: insert the owner, then ``hashes_hold``.
+    """
+    unique = list({(h.algorithm, h.value): h for h in hashes}.values())
+    if db.is_postgres():
+        now = timezone.now()
+        timestamp = int(time.time())
+        leaves = []
+        for h in unique:
+            leaf = tlog.encode_add(
+                algorithm=h.algorithm, value=h.value, quality=h.quality, timestamp=timestamp
+            )
+            leaves.append((leaf, tlog.leaf_hash(leaf)))
+        held = store.hashes_hold_new_owner(
+            owner=owner,
+            holder_prefix=holder_prefix,
+            list_id=hash_list.pk,
+            items=unique,
+            leaves=leaves,
+            now=now,
+            timestamp=timestamp,
+        )
+        if held is not None:
+            if any(added for _row, added in held):
+                log_appended_on_commit(hash_list_id=hash_list.pk)
+            by_key = {(row.algorithm, row.value): row for row, _added in held}
+            return [by_key[(h.algorithm, h.value)] for h in hashes]
+    with transaction.atomic():
+        db.insert(owner)
+        return hashes_hold(hash_list=hash_list, hashes=hashes, holder=f"{holder_prefix}{owner.pk}")
 
 
 def holds_release(*, holder: str, reason: str = "withdrawn") -> list[int]:

@@ -6,8 +6,11 @@ parameter, statements keep a fixed text so psycopg prepares them after a few
 uses, and an append writes its entries, tree nodes and the list head in one
 statement. The ORM is what costs most here: building and compiling a few
 hundred model objects per case took longer than the rest of the request
-besides the PIN hash. Other databases (SQLite, for a first try) take the same
-steps through the ORM. Both run the same callers and the same tests.
+besides the PIN hash. A new case whose hashes are all new or already
+published is one statement in all (``hashes_hold_new_owner``: the function of
+migration 0008 does the steps below in the database, with the leaves computed
+here). Other databases (SQLite, for a first try) take the same steps through
+the ORM. Both run the same callers and the same tests.
 
 Everything here runs inside the caller's transaction, under the list's row
 lock (``hashbank.services.hash_list_lock``): no two transactions insert into
@@ -17,15 +20,17 @@ race.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection, models, transaction
 from django.db.models import Q
 
+from hashbank import db
 from hashbank.db import is_postgres, server_cursor
 from hashbank.models import Hash, HashList, Hold, LogEntry, TreeNode
 
@@ -188,6 +193,64 @@ def hashes_hold(
         update_fields=["active", "released_at", "origin"],
     )
     return [_row(r) for r in rows], {r.pk for r in created}
+
+
+#: Raised by ``hashbank_hold_new`` when the general path must decide instead:
+#: the log time would go back (HB001), or a hash exists unpublished or disabled (HB002).
+_HOLD_NEW_DEFERS = frozenset({"HB001", "HB002"})
+
+
+def hashes_hold_new_owner(
+    *,
+    owner: models.Model,
+    holder_prefix: str,
+    list_id: int,
+    items: Sequence[Any],
+    leaves: Sequence[tuple[bytes, bytes]],
+    now: datetime,
+    timestamp: int,
+) -> list[tuple[HashRow, bool]] | None:
+    """PostgreSQL only: insert ``owner`` and hold ``items`` as ``<holder_prefix><owner.pk>``,
+    publishing and logging the new hashes, in one statement; or None, having changed
+    nothing, when the general path must decide (see migration 0008).
+
+    ``leaves`` are each item's ``add`` leaf bytes at ``timestamp`` and their leaf hash;
+    ``items`` are unique. Returns each item's row, in input order, and whether it was
+    added to the log now. Outside a transaction the statement is its own; inside one,
+    it runs under a savepoint, so a deferral leaves the transaction usable.
+    """
+    insert_sql, values = db.insert_statement(owner)
+    pk = connection.ops.quote_name(owner._meta.pk.column)
+    sql = (
+        f"WITH owner AS ({insert_sql}) SELECT owner.{pk}, f.* FROM owner CROSS JOIN LATERAL"  # noqa: S608
+        " hashbank_hold_new(%s::bigint, %s::text || owner."
+        f"{pk}::text, %s::timestamptz, %s::bigint, %s::jsonb) AS f"
+    )
+    payload = json.dumps(
+        [
+            {"o": n, "a": h.algorithm, "v": h.value, "q": h.quality, "l": leaf.hex(), "d": d.hex()}
+            for n, (h, (leaf, d)) in enumerate(zip(items, leaves, strict=True))
+        ]
+    )
+    savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    try:
+        with savepoint, server_cursor() as cursor:
+            cursor.execute(sql, [*values, list_id, holder_prefix, now, timestamp, payload])
+            fetched = cursor.fetchall()
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) in _HOLD_NEW_DEFERS:
+            return None
+        raise
+    db.inserted(owner, fetched[0][0])
+    result: list[tuple[HashRow, bool] | None] = [None] * len(items)
+    for _pk, n, hash_id, quality, published, disabled, under_review, origin, added in fetched:
+        h = items[n]
+        row = HashRow(
+            hash_id, list_id, h.algorithm, h.value, quality, published, disabled, under_review,
+            origin,
+        )  # fmt: skip
+        result[n] = (row, added)
+    return result  # type: ignore[return-value]
 
 
 def _hashes_by_value(list_id: int, keys: list[tuple[str, str]]) -> list[Hash]:

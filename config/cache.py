@@ -1,4 +1,5 @@
-"""Django's Redis cache, with one client per process and a one-round-trip ``incr``.
+"""Django's Redis cache, with one client per process and a one-round-trip ``incr``;
+and the counter cache rate limits use, one round trip per request.
 
 Rate limits (django-ratelimit) touch the cache on every request to the case
 API. Django's client builds a new ``redis.Redis`` object for every operation
@@ -9,6 +10,7 @@ built once per connection pool, and ``incr`` is one atomic script.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django.core.cache.backends import redis as django_redis
@@ -73,3 +75,63 @@ class RedisCache(django_redis.RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+
+# Count one hit: create the counter with its expiry, or add to it, in one step.
+_COUNT = """
+local n = redis.call('incrby', KEYS[1], ARGV[1])
+if n == tonumber(ARGV[1]) then
+    redis.call('expire', KEYS[1], ARGV[2])
+end
+return n
+"""
+
+
+class RateLimitCacheClient(RedisCacheClient):
+    """Counters for django-ratelimit, one round trip per hit.
+
+    django-ratelimit counts a hit as ``add(key, 1, period)`` and, when the key
+    exists already, ``incr(key)``: two round trips, and a counter that expires
+    between them fails the request closed. Here ``add`` counts the hit itself,
+    creating the counter with its expiry or adding to it, in one atomic script;
+    when it added to an existing counter it returns False, as ``add`` must, and
+    the ``incr`` that follows in the same thread returns that count without
+    asking Redis again. So ``add`` on an existing key changes it: this client
+    is for the rate-limit cache alone (``RATELIMIT_USE_CACHE``), where every
+    ``add`` is a hit.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._count_scripts: dict[int, Any] = {}
+        self._counted = threading.local()
+
+    def add(self, key: Any, value: Any, timeout: int | None) -> bool:
+        if type(value) is not int or value < 1 or not timeout or timeout < 0:
+            # Not a hit (django-ratelimit peeks with 0): Django's own meaning.
+            return super().add(key, value, timeout)
+        client = self.get_client(key, write=True)
+        script = self._count_scripts.get(id(client))
+        if script is None:
+            script = self._count_scripts[id(client)] = client.register_script(_COUNT)
+        try:
+            count = client.execute_command("EVALSHA", script.sha, 1, key, value, int(timeout))
+        except redis_exceptions.NoScriptError:  # the server restarted, or was flushed
+            count = script(keys=[key], args=[value, int(timeout)])
+        if int(count) == value:
+            return True
+        self._counted.last = (key, int(count))
+        return False
+
+    def incr(self, key: Any, delta: int) -> int:
+        last = getattr(self._counted, "last", None)
+        self._counted.last = None
+        if last is not None and last[0] == key and delta == 1:
+            return last[1]
+        return super().incr(key, delta)
+
+
+class RateLimitCache(RedisCache):
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = RateLimitCacheClient

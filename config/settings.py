@@ -182,8 +182,15 @@ if _cache_url:
         "default": {
             "BACKEND": "config.cache.RedisCache",
             "LOCATION": _cache_url,
-        }
+        },
+        # django-ratelimit's counters: one round trip per hit (config.cache).
+        "ratelimit": {
+            "BACKEND": "config.cache.RateLimitCache",
+            "LOCATION": _cache_url,
+            "KEY_PREFIX": "rl",
+        },
     }
+    RATELIMIT_USE_CACHE = "ratelimit"
 else:
     # Per-process cache: fine for one development process. Rate limits need a
     # shared cache in production, so DEBUG-off requires CACHE_URL.

@@ -44,7 +44,10 @@ def check_symbol(payload: str) -> str:
 
 
 def generate() -> str:
-    payload = "".join(secrets.choice(ALPHABET) for _ in range(PAYLOAD_LENGTH))
+    # 75 random bits, five per symbol (the alphabet has exactly 32), from one
+    # call to the system's generator rather than one per symbol.
+    bits = secrets.randbits(5 * PAYLOAD_LENGTH)
+    payload = "".join(ALPHABET[(bits >> (5 * i)) & 31] for i in range(PAYLOAD_LENGTH))
     return display(payload + check_symbol(payload))
 
 

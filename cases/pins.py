@@ -40,7 +40,8 @@ def normalise(pin: str) -> str:
 
 
 def generate() -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(GENERATED_PIN_DIGITS))
+    # Uniform over every string of GENERATED_PIN_DIGITS digits, leading zeros included.
+    return str(secrets.randbelow(10**GENERATED_PIN_DIGITS)).zfill(GENERATED_PIN_DIGITS)
 
 
 def hash_pin(pin: str) -> str:

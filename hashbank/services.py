@@ -142,9 +142,12 @@ def hashes_hold_new_owner(
             timestamp=timestamp,
         )
         if held is not None:
-            if any(added for _row, added in held):
+            rows, added = held
+            if added:
                 log_appended_on_commit(hash_list_id=hash_list.pk)
-            by_key = {(row.algorithm, row.value): row for row, _added in held}
+            if len(rows) == len(hashes):
+                return rows
+            by_key = {(row.algorithm, row.value): row for row in rows}
             return [by_key[(h.algorithm, h.value)] for h in hashes]
     with transaction.atomic():
         db.insert(owner)

@@ -209,13 +209,13 @@ def hashes_hold_new_owner(
     leaves: Sequence[tuple[bytes, bytes]],
     now: datetime,
     timestamp: int,
-) -> list[tuple[HashRow, bool]] | None:
+) -> tuple[list[HashRow], int] | None:
     """PostgreSQL only: insert ``owner`` and hold ``items`` as ``<holder_prefix><owner.pk>``,
     publishing and logging the new hashes, in one statement; or None, having changed
     nothing, when the general path must decide (see migration 0008).
 
     ``leaves`` are each item's ``add`` leaf bytes at ``timestamp`` and their leaf hash;
-    ``items`` are unique. Returns each item's row, in input order, and whether it was
+    ``items`` are unique. Returns each item's row, in input order, and how many were
     added to the log now. Outside a transaction the statement is its own; inside one,
     it runs under a savepoint, so a deferral leaves the transaction usable.
     """
@@ -224,33 +224,46 @@ def hashes_hold_new_owner(
     sql = (
         f"WITH owner AS ({insert_sql}) SELECT owner.{pk}, f.* FROM owner CROSS JOIN LATERAL"  # noqa: S608
         " hashbank_hold_new(%s::bigint, %s::text || owner."
-        f"{pk}::text, %s::timestamptz, %s::bigint, %s::jsonb) AS f"
-    )
-    payload = json.dumps(
-        [
-            {"o": n, "a": h.algorithm, "v": h.value, "q": h.quality, "l": leaf.hex(), "d": d.hex()}
-            for n, (h, (leaf, d)) in enumerate(zip(items, leaves, strict=True))
-        ]
-    )
+        f"{pk}::text, %s::timestamptz, %s::bigint, %b::text[], %b::text[], %b::int[],"
+        " %b::bytea[], %b::bytea[]) AS f"
+    )  # The arrays travel in binary: psycopg builds their text form in Python.
+    params = [
+        *values,
+        list_id,
+        holder_prefix,
+        now,
+        timestamp,
+        [h.algorithm for h in items],
+        [h.value for h in items],
+        [h.quality for h in items],
+        [leaf for leaf, _digest in leaves],
+        [digest for _leaf, digest in leaves],
+    ]
     savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
         with savepoint, server_cursor() as cursor:
-            cursor.execute(sql, [*values, list_id, holder_prefix, now, timestamp, payload])
-            fetched = cursor.fetchall()
+            cursor.execute(sql, params)
+            owner_pk, ids, added, qualities, published, disabled, review, origins = (
+                cursor.fetchone()
+            )
     except DatabaseError as exc:
         if getattr(exc.__cause__, "sqlstate", None) in _HOLD_NEW_DEFERS:
             return None
         raise
-    db.inserted(owner, fetched[0][0])
-    result: list[tuple[HashRow, bool] | None] = [None] * len(items)
-    for _pk, n, hash_id, quality, published, disabled, under_review, origin, added in fetched:
-        h = items[n]
-        row = HashRow(
-            hash_id, list_id, h.algorithm, h.value, quality, published, disabled, under_review,
-            origin,
-        )  # fmt: skip
-        result[n] = (row, added)
-    return result  # type: ignore[return-value]
+    db.inserted(owner, owner_pk)
+    if qualities is None:  # all new: stored as given, published
+        rows = [
+            HashRow(pk, list_id, h.algorithm, h.value, h.quality, True, False, False, "")
+            for pk, h in zip(ids, items, strict=True)
+        ]
+    else:
+        rows = [
+            HashRow(pk, list_id, h.algorithm, h.value, *state)
+            for pk, h, *state in zip(
+                ids, items, qualities, published, disabled, review, origins, strict=True
+            )
+        ]
+    return rows, added
 
 
 def _hashes_by_value(list_id: int, keys: list[tuple[str, str]]) -> list[Hash]:

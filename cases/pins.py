@@ -58,7 +58,7 @@ def verify(pin_hash: str, pin: str) -> bool:
 @functools.cache
 def _current_prefix() -> str:
     # "$argon2id$v=19$m=...,t=...,p=...$": every hash made with today's parameters starts so.
-    return _hasher().hash("prefix").rsplit("$", 2)[0] + "$"
+    return _decoy_hash().rsplit("$", 2)[0] + "$"
 
 
 def needs_rehash(pin_hash: str) -> bool:

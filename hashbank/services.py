@@ -100,8 +100,13 @@ def hashes_hold(
                 stored[row.pk] = row.published
                 row.published = False  # as partners know it: not yet in the log
         loaded, _changed = _apply_rule(hash_list=locked, loaded=rows, holds=holds, stored=stored)
-        by_key = {(h.algorithm, h.value): h for h in loaded}
-        return [by_key[(h.algorithm, h.value)] for h in hashes]
+        return _in_input_order(loaded, hashes)
+
+
+def _in_input_order(rows: Sequence[HashRow], hashes: Sequence[HashInput]) -> list[HashRow]:
+    """One row per input hash, in input order (a hash given twice appears twice)."""
+    by_key = {(row.algorithm, row.value): row for row in rows}
+    return [by_key[(h.algorithm, h.value)] for h in hashes]
 
 
 def hashes_hold_new_owner(
@@ -145,10 +150,7 @@ def hashes_hold_new_owner(
             rows, added = held
             if added:
                 log_appended_on_commit(hash_list_id=hash_list.pk)
-            if len(rows) == len(hashes):
-                return rows
-            by_key = {(row.algorithm, row.value): row for row in rows}
-            return [by_key[(h.algorithm, h.value)] for h in hashes]
+            return rows if len(rows) == len(hashes) else _in_input_order(rows, hashes)
     with transaction.atomic():
         db.insert(owner)
         return hashes_hold(hash_list=hash_list, hashes=hashes, holder=f"{holder_prefix}{owner.pk}")

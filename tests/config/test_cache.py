@@ -16,12 +16,16 @@ from config.cache import RateLimitCache, RedisCache
 URL = "redis://127.0.0.1:6379/3"
 
 
-@pytest.fixture
-def cache() -> RedisCache:
+def empty_redis() -> None:
     try:
         redis.Redis.from_url(URL).flushdb()
     except redis.ConnectionError:
         pytest.skip("no Redis on 127.0.0.1:6379")
+
+
+@pytest.fixture
+def cache() -> RedisCache:
+    empty_redis()
     return RedisCache(URL, {})
 
 
@@ -77,10 +81,7 @@ def test_incr_survives_a_server_that_forgot_the_script(cache):
 
 @pytest.fixture
 def counters() -> RateLimitCache:
-    try:
-        redis.Redis.from_url(URL).flushdb()
-    except redis.ConnectionError:
-        pytest.skip("no Redis on 127.0.0.1:6379")
+    empty_redis()
     return RateLimitCache(URL, {})
 
 

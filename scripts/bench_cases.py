@@ -13,6 +13,12 @@ figure.
 
     .venv/bin/python scripts/bench_cases.py            # full run
     .venv/bin/python scripts/bench_cases.py --quick    # smoke run
+    .venv/bin/python scripts/bench_cases.py --ceiling  # the same load, PIN hash only
+
+``--ceiling`` serves the same load from a server that does nothing but the
+PIN hash (``ceiling_app``): the most any server that hashes the PIN can do on
+this machine, with this client and gunicorn. If the ceiling misses a target,
+no change to the application can meet it here.
 
 Needs PostgreSQL (postgres@127.0.0.1:5432, trust) and Redis (127.0.0.1:6379).
 """
@@ -71,6 +77,42 @@ def bare_argon2_rate(env: dict[str, str], seconds: float) -> tuple[float, int]:
     for w in workers:
         w.join()
     return total / seconds, processes
+
+
+def ceiling_app(environ: dict, start_response):  # type: ignore[no-untyped-def]
+    """A WSGI app that does only what no case API can skip: one Argon2id hash per request.
+
+    A creation hashes a generated PIN, a status check verifies one (as
+    ``cases.pins`` does, same parameters), and both answer with the request's
+    hashes echoed, so the client does the same work as against the real server.
+    Nothing is validated or stored: this measures the machine, not the bank.
+    """
+    import django
+
+    if not getattr(ceiling_app, "ready", False):
+        django.setup()
+        ceiling_app.ready = True  # type: ignore[attr-defined]
+    from cases import pins
+
+    path = environ["PATH_INFO"]
+    if path == "/healthz":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    if path == "/api/v1/cases":
+        pin = pins.generate()
+        pins.hash_pin(pin)
+        answer = {"case_number": secrets.token_hex(8), "pin": pin}
+        answer["hashes"] = json.loads(body)["hashes"]
+        status = "201 Created"
+    else:
+        pins.spend_equal_time(json.loads(body)["pin"])
+        answer = {"hashes": [{"algorithm": "md5", "value": "0" * 32}] * 20}
+        status = "200 OK"
+    data = json.dumps(answer).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    start_response(status, headers)
+    return [data]
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -213,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     # minute, so each round is compared with the measurements on either side.
     parser.add_argument("--segments", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="small run, to check it works")
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="serve the load from a server that only hashes the PIN (the limit on this machine)",
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     args = parser.parse_args(argv)
     if args.quick:
@@ -232,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         argon2 = [bare_argon2_rate(env, args.argon2_seconds)[0]]
         processes = os.cpu_count() or 1
         port = free_port()
-        with gunicorn(env, port=port, workers=args.workers, threads=args.threads):
+        app = "scripts.bench_cases:ceiling_app" if args.ceiling else "config.wsgi:application"
+        with gunicorn(env, port=port, workers=args.workers, threads=args.threads, app=app):
             warm = Client(port, 4, threading.Barrier(1))
             warm.run()
             barrier = threading.Barrier(args.clients + 1)
@@ -279,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         round((a - b) * 1000 / max(1, 2 * created), 2) for a, b in zip(after, before, strict=True)
     ]
     results = {
+        "server": "ceiling (PIN hash only)" if args.ceiling else "hashbank",
         "clients": args.clients,
         "cases_created": created,
         "hashes_per_case": 20,

@@ -76,11 +76,17 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 @contextlib.contextmanager
 def gunicorn(
-    env: dict[str, str], *, port: int, workers: int, threads: int = 1, extra: Sequence[str] = ()
+    env: dict[str, str],
+    *,
+    port: int,
+    workers: int,
+    threads: int = 1,
+    extra: Sequence[str] = (),
+    app: str = "config.wsgi:application",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run gunicorn on 127.0.0.1:port until the block ends."""
+    """Run gunicorn on 127.0.0.1:port until the block ends (``app``: the WSGI app to serve)."""
     cmd = [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application",
+        sys.executable, "-m", "gunicorn", app,
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
         "--worker-class", "gthread" if threads > 1 else "sync",
         "--backlog", "2048", "--timeout", "120", "--log-level", "warning", *extra,

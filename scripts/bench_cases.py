@@ -345,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         "create_p99_ms": round(percentile(create_ms, 99), 1),
         "status_p50_ms": round(percentile(status_ms, 50), 1),
         "status_p99_ms": round(percentile(status_ms, 99), 1),
+        # Little's law: with this many clients always waiting, the mean latency
+        # is clients / throughput, and no server that hashes each PIN can go
+        # faster than the bare rate. No p99 can be below this floor here.
+        "latency_floor_ms": round(args.clients * 1000 / max(argon2), 1),
         "errors": len(errors),
         # On a virtual machine: CPU time taken by the host for other guests.
         "cpu_steal_during_load": f"{steal:.1%}",

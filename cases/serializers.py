@@ -3,10 +3,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from hashbank.algorithms import HashValueError, check_quality, normalise_value
+from hashbank.algorithms import (
+    ALGORITHMS,
+    PDQ_MIN_QUALITY,
+    HashValueError,
+    check_quality,
+    normalise_value,
+)
 from hashbank.fields import (
     ClosedSerializer,
     StrictBooleanField,
@@ -42,6 +50,59 @@ class HashInputSerializer(ClosedSerializer):
                 {exc.field: [serializers.ErrorDetail(exc.message, code=exc.code)]}
             ) from None
         return HashInput(algorithm=attrs["algorithm"], value=value, quality=quality)
+
+
+class HashInputSchema(OpenApiSerializerExtension):
+    """A hash, in the schema: one object per algorithm, with that algorithm's rules.
+
+    The serializer takes any algorithm name and checks the value and quality
+    against ``hashbank.algorithms``; the schema says the same from the same
+    table, so a client generated from it sends only what the API accepts.
+    """
+
+    target_class = HashInputSerializer
+    priority = 1  # before hashbank.fields.ClosedSerializerSchema, which its class also matches
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        variants = {}
+        for name, algorithm in sorted(ALGORITHMS.items()):
+            properties: dict[str, Any] = {
+                "algorithm": {"type": "string", "enum": [name]},
+                "value": {
+                    "type": "string",
+                    "pattern": f"^[0-9a-fA-F]{{{algorithm.hex_length}}}$",
+                    "description": f"{algorithm.description}: {algorithm.hex_length} hexadecimal "
+                    "characters (stored in lower case).",
+                },
+            }
+            if algorithm.has_quality:
+                properties["quality"] = {
+                    "type": "integer",
+                    "minimum": PDQ_MIN_QUALITY,
+                    "maximum": 100,
+                    "description": "The hash's quality. Platforms can't match hashes below "
+                    f"{PDQ_MIN_QUALITY}.",
+                }
+            component = ResolvedComponent(
+                name=f"{name.capitalize()}HashInput",
+                type=ResolvedComponent.SCHEMA,
+                schema={
+                    "type": "object",
+                    "properties": properties,
+                    "required": sorted(properties),
+                    "additionalProperties": False,
+                },
+                object=f"{name}-hash-input",
+            )
+            auto_schema.registry.register_on_missing(component)
+            variants[name] = component
+        return {
+            "oneOf": [component.ref for component in variants.values()],
+            "discriminator": {
+                "propertyName": "algorithm",
+                "mapping": {name: c.ref["$ref"] for name, c in variants.items()},
+            },
+        }
 
 
 _HASH_KEYS = frozenset({"algorithm", "value", "quality"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
 
@@ -63,3 +64,35 @@ class ClosedSerializer(serializers.Serializer):
                     {name: [serializers.ErrorDetail(_("Unknown field."), code="unknown_field")]}
                 )
         return super().to_internal_value(data)
+
+
+# What these enforce, said in the OpenAPI schema too (drf-spectacular leaves it out),
+# so that clients generated from the schema send what the API accepts.
+
+
+class ClosedSerializerSchema(OpenApiSerializerExtension):
+    """A closed serializer's object admits no other properties."""
+
+    target_class = ClosedSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        return schema
+
+
+class ListSerializerSchema(OpenApiSerializerFieldExtension):
+    """A nested list's bounds (``min_length``, ``max_length``, ``allow_empty``) as item counts."""
+
+    target_class = serializers.ListSerializer
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        minimum = self.target.min_length or (0 if self.target.allow_empty else 1)
+        if minimum:
+            schema["minItems"] = minimum
+        if self.target.max_length is not None:
+            schema["maxItems"] = self.target.max_length
+        return schema

@@ -11,6 +11,7 @@ from rest_framework import serializers
 from hashbank.algorithms import (
     ALGORITHMS,
     PDQ_MIN_QUALITY,
+    QUALITY_MAX,
     HashValueError,
     check_quality,
     normalise_value,
@@ -79,7 +80,7 @@ class HashInputSchema(OpenApiSerializerExtension):
                 properties["quality"] = {
                     "type": "integer",
                     "minimum": PDQ_MIN_QUALITY,
-                    "maximum": 100,
+                    "maximum": QUALITY_MAX,
                     "description": "The hash's quality. Platforms can't match hashes below "
                     f"{PDQ_MIN_QUALITY}.",
                 }

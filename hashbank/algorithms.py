@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 
 PDQ_MIN_QUALITY = 50
+QUALITY_MAX = 100  # PDQ's scale (the messages below say it in words)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def check_quality(algorithm: str, quality: int | None) -> int | None:
             _("A %(algorithm)s hash needs its quality (0-100).") % {"algorithm": algorithm},
             "quality",
         )
-    if not 0 <= quality <= 100:
+    if not 0 <= quality <= QUALITY_MAX:
         raise HashValueError("quality_out_of_range", _("Quality must be from 0 to 100."), "quality")
     if quality < PDQ_MIN_QUALITY:
         raise HashValueError(

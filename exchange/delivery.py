@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from exchange import secret_box, webhook_signing
 from exchange.models import Delivery, Partner
-from exchange.selectors import entries_json_text, partner_lists
+from exchange.selectors import delivery_entitled, entries_json_text, partner_lists
 from exchange.ttl_cache import TtlCache
 from hashbank.errors import InvalidInput
 from hashbank.log import checkpoint_at
@@ -178,9 +178,9 @@ def deliveries_kick(*, hash_list_id: int) -> None:
         return
     ids = list(
         Delivery.objects.filter(
+            delivery_entitled(),
             _unleased(timezone.now()),
             hash_list_id=hash_list_id,
-            partner__active=True,
             next_attempt_at__isnull=True,
         ).values_list("pk", flat=True)
     )
@@ -206,9 +206,9 @@ def deliveries_sweep() -> int:
     now = timezone.now()
     due = (
         Delivery.objects.filter(
+            delivery_entitled(),
             _unleased(now),
             _retry_due(now),
-            partner__active=True,
             acked_position__lt=F("hash_list__log_size"),
         )
         .exclude(partner__webhook_url="")
@@ -254,22 +254,34 @@ def delivery_run(*, delivery_id: int, max_batches: int = 50) -> str:
     """Deliver what this partner is owed on this list, batch by batch, in order.
 
     Returns what happened: ``busy`` (another worker holds it, or a retry is not
-    due), ``done`` (caught up), ``more`` (stopped after ``max_batches``; queue
+    due), ``done`` (caught up, or the partner may no longer be sent this list:
+    deactivated, or its grant revoked), ``more`` (stopped after ``max_batches``; queue
     again) or ``failed`` (a retry is scheduled).
     """
-    while True:
+    # A task for a delivery that is already caught up (queued by a publish, the
+    # sweep or a broker redelivery after another worker did the work) returns
+    # without taking the lease: the lease is written only when there is a batch
+    # to send. Entries committed after this read find the delivery unleased, so
+    # their publishers queue a task of their own.
+    #
+    # Publishers skip a leased delivery, so after releasing the lease the loop
+    # looks once more: entries committed meanwhile are ours to send.
+    while _behind(delivery_id):
         outcome = _deliver_leased(delivery_id, max_batches)
         if outcome != "done":
             return outcome
-        # Publishers skip a leased delivery, so after releasing the lease look
-        # once more: entries committed meanwhile are ours to send.
-        acked, size = (
-            Delivery.objects.filter(pk=delivery_id)
-            .values_list("acked_position", "hash_list__log_size")
-            .get()
-        )
-        if acked >= size:
-            return outcome
+    return "done"
+
+
+def _behind(delivery_id: int) -> bool:
+    """Whether the partner may read the list and has not acknowledged all of it."""
+    return Delivery.objects.filter(
+        delivery_entitled(), pk=delivery_id, acked_position__lt=F("hash_list__log_size")
+    ).exists()
+
+
+def _entitled(delivery_id: int) -> bool:
+    return Delivery.objects.filter(delivery_entitled(), pk=delivery_id).exists()
 
 
 def _deliver_leased(delivery_id: int, max_batches: int) -> str:
@@ -280,9 +292,9 @@ def _deliver_leased(delivery_id: int, max_batches: int) -> str:
     mine = Delivery.objects.filter(pk=delivery.pk, lease_until=delivery.lease_until)
     for _ in range(max_batches):
         hash_list.refresh_from_db(fields=["log_size", "tree_edge", "log_last_timestamp"])
-        if delivery.acked_position >= hash_list.log_size or not partner.active:
+        if delivery.acked_position >= hash_list.log_size or not _entitled(delivery.pk):
             mine.update(lease_until=None)
-            return "done"
+            return "done"  # caught up, or the partner may no longer read this list
         # Renew the lease before each request, so it outlasts the request (LEASE_S >
         # TIMEOUT_S) however many batches this run sends: were it to lapse, another
         # worker could send the same batch at the same time.

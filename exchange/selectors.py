@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from exchange.models import Feedback, FeedbackOutcome, Partner
 from exchange.ttl_cache import TtlCache
@@ -29,6 +29,18 @@ def partner_lists(*, partner: Partner) -> QuerySet[HashList]:
         Q(grants__partner=partner)
         & (Q(requires_explicit_grant=False) | Q(grants__explicit_confirmation=True))
     ).distinct()
+
+
+def delivery_entitled() -> Q:
+    """Deliveries (push) whose partner is active and may still read the list: the
+    rule of ``partner_lists`` seen from a Delivery row, checked before every batch,
+    since a grant can be revoked or a partner deactivated while pushes are queued.
+
+    One Q, so that both conditions on the grant apply to the same grant row.
+    """
+    return Q(partner__active=True, partner__grants__hash_list=F("hash_list_id")) & (
+        Q(hash_list__requires_explicit_grant=False) | Q(partner__grants__explicit_confirmation=True)
+    )
 
 
 _grant_cache: TtlCache[tuple[int, str], int] = TtlCache()

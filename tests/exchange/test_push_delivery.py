@@ -6,6 +6,7 @@ The failure modes that need a live worker and broker are in test_push_celery.py.
 from __future__ import annotations
 
 import base64
+import signal
 import time
 
 import pytest
@@ -21,7 +22,7 @@ from exchange.delivery import (
     partner_webhook_set,
     webhook_secret_issue,
 )
-from exchange.models import Delivery
+from exchange.models import Delivery, ListGrant, Partner
 from hashbank import tlog
 from hashbank.errors import InvalidInput
 from tests.conftest import md5, pdq
@@ -270,3 +271,72 @@ def test_without_push_partners_the_memo_lasts_one_sweep_interval(make_case, sett
     expiry, remembered = delivery._lists_without_push._items[hash_list_id]
     assert remembered is True
     assert 6 < expiry - time.monotonic() <= 7
+
+
+def test_a_caught_up_delivery_is_left_unleased_by_a_stale_task(
+    hooked, receiver, make_case, django_assert_max_num_queries
+):
+    # Tasks outlive their reason: a publish, the sweep or a broker redelivery can
+    # queue one for a delivery another worker has already brought up to date.
+    make_case(pdq("stale"))
+    delivery = Delivery.objects.get()
+    assert delivery.acked_position == 1 and delivery.lease_until is None
+    with django_assert_max_num_queries(1) as queries:
+        assert delivery_run(delivery_id=delivery.pk) == "done"
+    assert not any(q["sql"].startswith("UPDATE") for q in queries.captured_queries)
+    delivery.refresh_from_db()
+    assert delivery.lease_until is None and receiver.requests == 1
+
+
+def test_a_deactivated_partner_is_sent_nothing_more(hooked, receiver, make_case):
+    make_case(pdq("before"))
+    Partner.objects.filter(pk=hooked.pk).update(active=False)
+    make_case(pdq("after"))
+    delivery = Delivery.objects.get()
+    finished = run_with_deadline(lambda: delivery_run(delivery_id=delivery.pk))
+    assert finished == "done"
+    assert receiver.indexes == [0]
+    delivery.refresh_from_db()
+    assert delivery.acked_position == 1 and delivery.lease_until is None
+
+
+@pytest.mark.parametrize("revoke", ["grant deleted", "explicit confirmation withdrawn"])
+def test_a_partner_whose_grant_is_revoked_is_pushed_nothing_more_from_that_list(
+    make_partner, receiver, make_case, revoke
+):
+    partner, secrets = make_partner(("adult", "minor"), webhook_url=receiver.url)
+    receiver.secret = secrets["webhook_secret"]
+    make_case(pdq("granted"), minor=True)
+    minor_delivery = Delivery.objects.get(hash_list__slug="minor")
+    assert minor_delivery.acked_position == 1 and receiver.indexes == [0]
+    grant = ListGrant.objects.filter(partner=partner, hash_list__slug="minor")
+    if revoke == "grant deleted":
+        grant.delete()
+    else:
+        grant.update(explicit_confirmation=False)
+    make_case(pdq("revoked"), minor=True)
+    assert run_with_deadline(lambda: delivery_run(delivery_id=minor_delivery.pk)) == "done"
+    assert deliveries_sweep() == 0
+    assert receiver.indexes == [0]
+    # The adult list, still granted, is pushed as before.
+    make_case(pdq("adult after revocation"))
+    assert receiver.indexes == [0, 0]
+    assert Delivery.objects.get(hash_list__slug="adult").acked_position == 1
+
+
+def run_with_deadline(action, seconds: int = 10):
+    """Run ``action``; fail (rather than hang the suite) if it has not returned in time.
+
+    An alarm, not a thread: the action must see this test's open transaction.
+    """
+
+    def expired(signum, frame):
+        raise AssertionError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        return action()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -23,6 +23,7 @@ from exchange.delivery import (
     webhook_secret_issue,
 )
 from exchange.models import Delivery, ListGrant, Partner
+from exchange.services import partner_grant
 from hashbank import tlog
 from hashbank.errors import InvalidInput
 from tests.conftest import md5, pdq
@@ -322,6 +323,10 @@ def test_a_partner_whose_grant_is_revoked_is_pushed_nothing_more_from_that_list(
     make_case(pdq("adult after revocation"))
     assert receiver.indexes == [0, 0]
     assert Delivery.objects.get(hash_list__slug="adult").acked_position == 1
+    # Granted again, the minor list resumes where it stopped (the sweep finds it behind).
+    partner_grant(partner=partner, hash_list=minor_delivery.hash_list, explicit=True)
+    assert deliveries_sweep() == 1
+    assert receiver.indexes == [0, 0, 1]
 
 
 def run_with_deadline(action, seconds: int = 10):

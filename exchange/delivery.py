@@ -206,12 +206,7 @@ def deliveries_sweep() -> int:
     deliveries_ensure()
     now = timezone.now()
     due = (
-        Delivery.objects.filter(
-            delivery_entitled(),
-            _unleased(now),
-            _retry_due(now),
-            acked_position__lt=F("hash_list__log_size"),
-        )
+        Delivery.objects.filter(_owed(), _unleased(now), _retry_due(now))
         .exclude(partner__webhook_url="")
         .values_list("pk", flat=True)
     )

@@ -274,17 +274,18 @@ def delivery_run(*, delivery_id: int, max_batches: int = 50) -> str:
     deactivated, or its grant revoked), ``more`` (stopped after ``max_batches``; queue
     again) or ``failed`` (a retry is scheduled).
     """
+    delivery = _claim(delivery_id)
+    if delivery is None:
+        owed = Delivery.objects.filter(_owed(), pk=delivery_id).exists()
+        return "busy" if owed else "done"
     # Publishers skip a leased delivery, so after releasing the lease claim it
     # once more: entries committed meanwhile are ours to send.
-    runs = 0
-    while (delivery := _claim(delivery_id)) is not None:
-        runs += 1
+    while delivery is not None:
         outcome = _deliver_leased(delivery, max_batches)
         if outcome != "done":
             return outcome
-    if runs or not Delivery.objects.filter(_owed(), pk=delivery_id).exists():
-        return "done"
-    return "busy"
+        delivery = _claim(delivery_id)
+    return "done"
 
 
 def _deliver_leased(delivery: Delivery, max_batches: int) -> str:

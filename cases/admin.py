@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from cases.models import Case
-from hashbank.models import Hold
+from hashbank.models import Hold, HolderKind
 
 
 @admin.register(Case)
@@ -21,7 +21,7 @@ class CaseAdmin(admin.ModelAdmin):
 
     @admin.display(description="hashes")
     def hash_count(self, obj: Case) -> int:
-        return Hold.objects.filter(holder=obj.holder).count()
+        return Hold.objects.filter(holder_kind=HolderKind.CASE, holder_id=obj.pk).count()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from hashbank.models import HashList
+from hashbank.models import HashList, Holder, HolderKind
 
 
 class Case(models.Model):
@@ -41,10 +41,7 @@ class Case(models.Model):
     def __str__(self) -> str:
         return f"Case #{self.pk}"
 
-    #: How the bank names a case's holds on hashes: ``case:<pk>``.
-    HOLDER_PREFIX = "case:"
-
     @property
-    def holder(self) -> str:
+    def holder(self) -> Holder:
         """How the bank names this case's holds on hashes."""
-        return f"{self.HOLDER_PREFIX}{self.pk}"
+        return Holder(HolderKind.CASE, self.pk)

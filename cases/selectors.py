@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from cases.models import Case
-from exchange.selectors import hash_partner_counts
-from hashbank.selectors import holder_hashes, list_slug
-from hashbank.store import HashRow
+from hashbank.models import Hash
+from hashbank.selectors import hash_partner_counts, holder_hashes, list_slug
 
 
 class CaseHashStatus(NamedTuple):
@@ -41,7 +40,7 @@ def case_hash_state(*, case: Case, disabled: bool, under_review: bool) -> str:
 
 
 def case_status(
-    *, case: Case, hashes: list[HashRow] | None = None, with_counts: bool = True
+    *, case: Case, hashes: list[Hash] | None = None, with_counts: bool = True
 ) -> CaseStatus:
     """The case as its owner sees it. ``hashes``, when the caller has them, saves a query;
     ``with_counts=False`` skips the partner counts (none exist for a case just made)."""

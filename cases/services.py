@@ -21,12 +21,10 @@ from django.utils.translation import gettext as _
 
 from cases import case_numbers, pins
 from cases.models import Case
-from hashbank import db
 from hashbank.errors import InvalidCredentials, InvalidInput, NotEligible
-from hashbank.models import HashList
+from hashbank.models import Hash, HashList
 from hashbank.selectors import list_id
-from hashbank.services import HashInput, hashes_hold_new_owner, holds_release
-from hashbank.store import HashRow
+from hashbank.services import HashInput, hashes_hold, holds_release
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +45,7 @@ class CaseCreated:
     case: Case
     case_number: str
     pin: str
-    hashes: list[HashRow]
+    hashes: list[Hash]
 
 
 def case_number_digest(canonical_number: str) -> str:
@@ -124,10 +122,10 @@ def case_create(
         pin_hash=pin_hash,
         hash_list=hash_list,
     )
-    # The case row and its holds commit together (one statement on PostgreSQL).
-    held = hashes_hold_new_owner(
-        hash_list=hash_list, hashes=hashes, owner=case, holder_prefix=Case.HOLDER_PREFIX
-    )
+    # The case row and its holds commit together.
+    with transaction.atomic():
+        case.save(force_insert=True)
+        held = hashes_hold(hash_list=hash_list, hashes=hashes, holder=case.holder)
     if email:
         language = translation.get_language()
         # At once, or when the caller's transaction commits.
@@ -172,7 +170,7 @@ def case_authenticate(*, case_number: str, pin: str) -> Case:
             field="case_number",
             code="case_number_malformed",
         ) from None
-    case = db.select_one(Case, "number_digest", case_number_digest(canonical))
+    case = Case.objects.filter(number_digest=case_number_digest(canonical)).first()
     now = timezone.now()
     window = timedelta(seconds=settings.HASHBANK_PIN_FAILURE_WINDOW_S)
     if case is None or _locked(case, now, window):

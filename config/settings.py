@@ -149,15 +149,6 @@ if _database_url:
         DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from None
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # Django's ORM binds parameters on the client and is not affected; the
-        # publish path (hashbank.store) binds on the server, and psycopg prepares
-        # its statements after this many uses. 0 turns preparing off (PgBouncer
-        # before 1.21 in transaction mode).
-        _prepare_threshold = envint("DATABASE_PREPARE_THRESHOLD", 2, minimum=0)
-        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-            _prepare_threshold or None
-        )
 else:
     if not DEBUG:
         raise ImproperlyConfigured(

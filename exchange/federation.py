@@ -8,7 +8,7 @@ transaction with the new verified state on the ``Peer`` row: all of a sync or no
 no database transaction (nor the local list's lock, which case submissions need) is held
 while the peer is being downloaded.
 
-* An ``add`` is held for the peer (``Hold.holder`` ``peer:<id>``) with its provenance: the
+* An ``add`` is held for the peer (``Peer.holder``) with its provenance: the
   origin it names, or the peer's list origin when it names none. Holds make the
   published-state rule of ``hashbank.services`` apply unchanged: a peer's ``remove`` releases
   the peer's hold, and a hash a local case also holds stays published.

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from hashbank.models import HashList
+from hashbank.models import HashList, Holder, HolderKind
 
 
 class Partner(models.Model):
@@ -286,9 +286,9 @@ class Peer(models.Model):
         return self.name
 
     @property
-    def holder(self) -> str:
-        """The ``Hold.holder`` of this peer's imports."""
-        return f"peer:{self.pk}"
+    def holder(self) -> Holder:
+        """How the bank names this peer's holds on the hashes it imported."""
+        return Holder(HolderKind.PEER, self.pk)
 
 
 class PeerEntry(models.Model):

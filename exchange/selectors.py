@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import BooleanField, Count, Max, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
-from exchange.models import Feedback, FeedbackOutcome, Partner
+from exchange.models import Delivery, Feedback, FeedbackOutcome, Partner, PartnerListState
 from exchange.ttl_cache import TtlCache
 from hashbank import tlog
-from hashbank.db import is_postgres, server_cursor
 from hashbank.errors import InvalidInput, NotFound
 from hashbank.log import current_checkpoint, tree_nodes
 from hashbank.models import HashList, LogEntry
@@ -254,51 +253,18 @@ def inclusion_proof(*, hash_list: HashList, index: int, size: int | None) -> dic
     }
 
 
-# Positions per partner (the furthest it pulled or was pushed), then per hash:
-# partners past its newest add, and partners that confirmed blocking it.
-_PARTNER_COUNTS = """
-    WITH positions AS (
-        SELECT partner_id, max(position) AS position FROM (
-            SELECT partner_id, last_fetch_position AS position
-            FROM exchange_partnerliststate WHERE hash_list_id = %(list)s
-            UNION ALL
-            SELECT partner_id, acked_position FROM exchange_delivery WHERE hash_list_id = %(list)s
-        ) AS known
-        GROUP BY partner_id
-    )
-    SELECT ids.id,
-        (SELECT count(*) FROM positions WHERE positions.position > (
-            SELECT max(e."index") FROM hashbank_logentry e
-            WHERE e.hash_id = ids.id AND e.hash_list_id = %(list)s AND e.op = 'add'
-        )),
-        (SELECT count(DISTINCT f.partner_id) FROM exchange_feedback f
-            WHERE f.hash_id = ids.id AND f.outcome = %(blocked)s)
-    FROM unnest(%(ids)s::bigint[]) AS ids(id)
-"""
-
-
-def hash_partner_counts(*, hash_list_id: int, hash_ids: list[int]) -> dict[int, tuple[int, int]]:
+def hash_partner_counts(
+    *, hash_list_id: int, hash_ids: Sequence[int]
+) -> dict[int, tuple[int, int]]:
     """Per hash: (partners that received it, partners that confirmed blocking it).
 
     Counts only, never which partners. A partner received a hash when it pulled
-    or was pushed past the hash's newest ``add`` entry. One statement on
-    PostgreSQL (a victim's status check runs it), four queries elsewhere.
+    or was pushed past the hash's newest ``add`` entry. Registered with the bank
+    at start-up (``exchange.apps``): a victim's status reaches it through
+    ``hashbank.selectors.hash_partner_counts``.
     """
     if not hash_ids:
         return {}
-    if is_postgres():
-        params = {
-            "list": hash_list_id,
-            "ids": list(hash_ids),
-            "blocked": FeedbackOutcome.BLOCKED.value,
-        }
-        with server_cursor() as cursor:
-            cursor.execute(_PARTNER_COUNTS, params)
-            return {hash_id: (received, blocked) for hash_id, received, blocked in cursor}
-
-    from django.db.models import Count, Max
-
-    from exchange.models import Delivery, PartnerListState
 
     add_index = dict(
         LogEntry.objects.filter(hash_list_id=hash_list_id, hash_id__in=hash_ids, op=LogEntry.Op.ADD)

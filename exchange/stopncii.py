@@ -49,7 +49,7 @@ from hashbank import tlog
 from hashbank.algorithms import HashValueError, normalise_value
 from hashbank.errors import InvalidInput
 from hashbank.fields import ClosedSerializer, StrictCharField, StrictIntegerField
-from hashbank.models import HashList, Hold, LogEntry
+from hashbank.models import HashList, Hold, HolderKind, LogEntry
 
 STOPNCII_LIST = "adult"
 DEFAULT_PAGE_SIZE = 800
@@ -69,7 +69,6 @@ FEEDBACK_VALUES = {
     FeedbackOutcome.NOT_BLOCKED: "NotBlocked",
 }
 OUTCOMES = {wire: outcome for outcome, wire in FEEDBACK_VALUES.items()}
-CASE_HOLDER_PREFIX = "case:"
 _TOKEN_SALT = "hashbank.stopncii.page-token"
 _CASE_REFERENCE_SALT = "hashbank.stopncii.case-reference"
 _MAX_TOKEN_LENGTH = 512
@@ -122,13 +121,13 @@ def cursor_from_token(*, partner: Partner, token: str, start_timestamp: int) -> 
 # --- Records ------------------------------------------------------------------------
 
 
-def case_reference(*, partner: Partner, holder: str) -> str:
+def case_reference(*, partner: Partner, case_id: int) -> str:
     """An opaque, per-partner ID for a case: never its number or its primary key.
 
     Two partners can't match their IDs, and nobody can turn one back into a case.
     """
     return salted_hmac(
-        _CASE_REFERENCE_SALT, f"{partner.pk}:{holder}", algorithm="sha256"
+        _CASE_REFERENCE_SALT, f"{partner.pk}:case:{case_id}", algorithm="sha256"
     ).hexdigest()[:16]
 
 
@@ -171,9 +170,10 @@ def csp_feedbacks(
 
 def _case_numbers(*, partner: Partner, hash_ids: Collection[int]) -> dict[int, dict[str, str]]:
     found: dict[int, dict[str, str]] = {}
-    holds = Hold.objects.filter(hash_id__in=hash_ids, holder__startswith=CASE_HOLDER_PREFIX)
-    for hash_id, holder, active in holds.order_by("pk").values_list("hash_id", "holder", "active"):
-        reference = case_reference(partner=partner, holder=holder)
+    holds = Hold.objects.filter(hash_id__in=hash_ids, holder_kind=HolderKind.CASE)
+    rows = holds.order_by("pk").values_list("hash_id", "holder_id", "active")
+    for hash_id, case_id, active in rows:
+        reference = case_reference(partner=partner, case_id=case_id)
         found.setdefault(hash_id, {})[reference] = ACTIVE if active else WITHDRAWN
     return found
 

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.dispatch import Signal
 
-from hashbank import store, tlog
+from hashbank import tlog
 from hashbank.keyring import SigningKey
 from hashbank.models import HashList, LogEntry, TreeNode
 
@@ -84,15 +84,55 @@ def log_append(*, hash_list: HashList, entries: Sequence[PendingEntry], timestam
         digest = tlog.leaf_hash(entry.leaf)
         nodes.extend(n for n in edge.append(digest) if n[0] > 0)
         rows.append((first + offset, entry.op, entry.hash_id, entry.leaf, digest, entry.removes))
-    tree_edge = edge.to_json()
-    store.log_write(
-        hash_list=hash_list, rows=rows, nodes=nodes, timestamp=timestamp, tree_edge=tree_edge
-    )
+    entry_rows = [
+        LogEntry(
+            hash_list_id=hash_list.pk,
+            index=index,
+            op=op,
+            hash_id=hash_id,
+            leaf=leaf,
+            leaf_hash=digest,
+            timestamp=timestamp,
+            removes=removes,
+        )
+        for index, op, hash_id, leaf, digest, removes in rows
+    ]
+    node_rows = [
+        TreeNode(hash_list_id=hash_list.pk, level=level, idx=idx, hash=digest)
+        for level, idx, digest in nodes
+    ]
+    if len(entry_rows) > COPY_THRESHOLD and connection.vendor == "postgresql":
+        _copy(LogEntry, entry_rows)
+        _copy(TreeNode, node_rows)
+    else:
+        LogEntry.objects.bulk_create(entry_rows)
+        TreeNode.objects.bulk_create(node_rows)
     hash_list.log_size = edge.size
-    hash_list.tree_edge = tree_edge
+    hash_list.tree_edge = edge.to_json()
     hash_list.log_last_timestamp = timestamp
+    hash_list.save(update_fields=["log_size", "tree_edge", "log_last_timestamp"])
     log_appended_on_commit(hash_list_id=hash_list.pk)
     return first
+
+
+#: Above this many entries an append (a federated import) writes with COPY on
+#: PostgreSQL, several times faster than INSERT for the same rows.
+COPY_THRESHOLD = 200
+
+
+def _copy(model: type[LogEntry] | type[TreeNode], objs: Sequence[LogEntry | TreeNode]) -> None:
+    """Write new rows of ``model`` with PostgreSQL's COPY: what ``bulk_create`` would insert.
+
+    The bank's only hand-written SQL. Columns and values come from the model's
+    fields (as ``bulk_create`` prepares them), so the two write the same rows.
+    """
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for obj in objs:
+            copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
 
 
 def log_appended_on_commit(*, hash_list_id: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import models
 from django.utils import timezone
 
@@ -34,22 +36,13 @@ class HashList(models.Model):
 class Hash(models.Model):
     """One hash value in one list, whatever number of cases hold it.
 
-    ``published`` is derived state: only ``hashbank.services.hash_refresh_published``
-    writes it, from the hash's holds and reviewer decisions.
-
-    Hashes are inserted only by ``hashbank.store`` (``hashes_hold``, and the
-    ``hashbank_hold_new`` function it calls for a new case), under the
-    list's row lock, and neither hashes nor lists are ever deleted: the
-    reference to the list carries no database constraint (see LogEntry).
+    ``published`` is derived state: only ``hashbank.services`` writes it, from
+    the hash's holds and reviewer decisions, under the list's row lock.
     """
 
     # Indexed by the unique constraint below, which leads with it.
     hash_list = models.ForeignKey(
-        HashList,
-        on_delete=models.PROTECT,
-        related_name="hashes",
-        db_index=False,
-        db_constraint=False,
+        HashList, on_delete=models.PROTECT, related_name="hashes", db_index=False
     )
     algorithm = models.CharField(max_length=16)
     value = models.CharField(max_length=512)
@@ -93,23 +86,40 @@ class Hash(models.Model):
         return f"{self.hash_list_id}:{self.algorithm}:{self.value[:12]}…"
 
 
+class HolderKind(models.TextChoices):
+    """What keeps a hash published: a victim's case, or a peer bank's import."""
+
+    CASE = "case"
+    PEER = "peer"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The owner of holds: a kind and the id of a row of the app that owns that kind.
+
+    The bank stores both as columns and never reads the row itself, so it
+    depends on none of the apps that hold hashes.
+    """
+
+    kind: HolderKind
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.kind.label} {self.id}"
+
+
 class Hold(models.Model):
     """A reason for a hash to be published: an active case, or a federated import.
 
-    ``holder`` names the owner as ``"<kind>:<id>"`` (``case:42``, ``peer:3``) so the
-    bank does not depend on the apps that hold hashes.
-
-    Holds are written only by ``hashbank.store`` (as for hashes), in the statement
-    that inserts or finds their hashes: the reference carries no database
-    constraint (see LogEntry). Its check at commit locked each new hash row
-    again, a write per row.
+    ``origin`` is the provenance of a federated import (the log origin the peer
+    gave the hash); it is empty for a local holder. The publish rule reads
+    holds, never their kinds (``hashbank.services``).
     """
 
     # Indexed by the unique constraint below, which leads with it.
-    hash = models.ForeignKey(
-        Hash, on_delete=models.PROTECT, related_name="holds", db_index=False, db_constraint=False
-    )
-    holder = models.CharField(max_length=64)
+    hash = models.ForeignKey(Hash, on_delete=models.PROTECT, related_name="holds", db_index=False)
+    holder_kind = models.CharField(max_length=8, choices=HolderKind.choices)
+    holder_id = models.BigIntegerField()
     origin = models.CharField(
         max_length=255,
         blank=True,
@@ -121,12 +131,18 @@ class Hold(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["hash", "holder"], name="hold_unique_per_holder"),
+            models.UniqueConstraint(
+                fields=["hash", "holder_kind", "holder_id"], name="hold_unique_per_holder"
+            ),
         ]
-        indexes = [models.Index(fields=["holder"])]
+        indexes = [models.Index(fields=["holder_kind", "holder_id"], name="hold_by_holder")]
 
     def __str__(self) -> str:
         return f"{self.holder} → {self.hash_id}"
+
+    @property
+    def holder(self) -> Holder:
+        return Holder(HolderKind(self.holder_kind), self.holder_id)
 
 
 class LogEntry(models.Model):
@@ -134,15 +150,6 @@ class LogEntry(models.Model):
 
     Entries are never deleted or changed, except ``redacted``: once a hash is
     removed, its ``add`` entry is served as its leaf hash only.
-
-    The references to the list and the hash carry no database constraint
-    (``db_constraint=False``), nor do tree nodes', hashes' and holds': rows of
-    these tables are written in one place each (``hashbank.store``), under the
-    list's row lock, for a list and hashes that row lock and the same
-    transaction vouch for, and lists and hashes are never deleted (PROTECT,
-    and admin allows no deletion). A constraint would only re-check that, one
-    trigger per row at commit: together about a quarter of the database's work
-    when a case is created. Queries, joins and PROTECT work as before.
     """
 
     class Op(models.TextChoices):
@@ -151,13 +158,11 @@ class LogEntry(models.Model):
 
     # Indexed by the unique constraint below, which leads with it.
     hash_list = models.ForeignKey(
-        HashList, on_delete=models.PROTECT, related_name="log", db_index=False, db_constraint=False
+        HashList, on_delete=models.PROTECT, related_name="log", db_index=False
     )
     index = models.BigIntegerField()
     op = models.CharField(max_length=8, choices=Op.choices)
-    hash = models.ForeignKey(
-        Hash, on_delete=models.PROTECT, null=True, related_name="log_entries", db_constraint=False
-    )
+    hash = models.ForeignKey(Hash, on_delete=models.PROTECT, null=True, related_name="log_entries")
     leaf = models.BinaryField()
     leaf_hash = models.BinaryField()
     timestamp = models.BigIntegerField()
@@ -182,10 +187,9 @@ class TreeNode(models.Model):
     They make inclusion and consistency proofs a single indexed lookup.
     """
 
-    # Indexed by the unique constraint below, which leads with it. No database
-    # constraint, as for LogEntry (see there).
+    # Indexed by the unique constraint below, which leads with it.
     hash_list = models.ForeignKey(
-        HashList, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+        HashList, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     level = models.PositiveSmallIntegerField()
     idx = models.BigIntegerField()

@@ -3,15 +3,54 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
-from hashbank import store
-from hashbank.models import HashList
-from hashbank.store import HashRow
+from hashbank.models import Hash, HashList, Holder
 
 
-def holder_hashes(*, holder: str) -> list[HashRow]:
+class PartnerCounts(Protocol):
+    """Per hash id: (partners that received the hash, partners that confirmed blocking it)."""
+
+    def __call__(
+        self, *, hash_list_id: int, hash_ids: Sequence[int]
+    ) -> Mapping[int, tuple[int, int]]: ...
+
+
+_partner_counts: PartnerCounts | None = None
+
+
+def holder_hashes(*, holder: Holder) -> list[Hash]:
     """The hashes one holder holds or held, in submission order."""
-    return store.hashes_of_holder(holder)
+    return list(
+        Hash.objects.filter(holds__holder_kind=holder.kind, holds__holder_id=holder.id).order_by(
+            "holds__pk"
+        )
+    )
+
+
+def partner_counts_provide(provider: PartnerCounts | None) -> None:
+    """Register who counts partners per hash (the exchange app, at start-up).
+
+    The bank knows nothing of partners; whoever delivers its lists says how far
+    they got. ``None`` unregisters (tests).
+    """
+    global _partner_counts
+    _partner_counts = provider
+
+
+def hash_partner_counts(
+    *, hash_list_id: int, hash_ids: Sequence[int]
+) -> dict[int, tuple[int, int]]:
+    """Per hash: (partners that received it, partners that confirmed blocking it).
+
+    Counts only, never which partners. Zero for every hash when no app that
+    delivers lists is installed.
+    """
+    counts: Mapping[int, tuple[int, int]] = {}
+    if _partner_counts is not None and hash_ids:
+        counts = _partner_counts(hash_list_id=hash_list_id, hash_ids=hash_ids)
+    return {pk: counts.get(pk, (0, 0)) for pk in hash_ids}
 
 
 # Lists are never deleted (PROTECT) and their slugs never change (admin shows

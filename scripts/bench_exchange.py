@@ -91,10 +91,11 @@ def load_hashes(count: int, start: int) -> list[int]:
     with connection.cursor() as cursor:
         raw = cursor.cursor
         with raw.copy(
-            "COPY hashbank_hold (hash_id, holder, active, created_at, origin) FROM STDIN"
+            "COPY hashbank_hold (hash_id, holder_kind, holder_id, active, created_at, origin)"
+            " FROM STDIN"
         ) as copy:
             for pk in ids:
-                copy.write_row((pk, "bench:import", True, now, ""))
+                copy.write_row((pk, "peer", 0, True, now, ""))
     return ids
 
 
@@ -138,14 +139,15 @@ def append(ids: list[int]) -> tuple[float, int]:
 
 def publish_path(count: int) -> float:
     """hashes/s through the full publish path (hashes_hold: hash + hold + log)."""
-    from hashbank.models import HashList
+    from hashbank.models import HashList, Holder, HolderKind
     from hashbank.services import HashInput, hashes_hold
 
     hash_list = HashList.objects.get(slug="adult")
     items = [HashInput("pdq", secrets.token_hex(32), 90) for _ in range(count)]
+    holder = Holder(HolderKind.PEER, 1)
     started = time.perf_counter()
     for offset in range(0, count, BATCH):
-        hashes_hold(hash_list=hash_list, hashes=items[offset : offset + BATCH], holder="bench:x")
+        hashes_hold(hash_list=hash_list, hashes=items[offset : offset + BATCH], holder=holder)
     return count / (time.perf_counter() - started)
 
 

@@ -31,7 +31,7 @@ from exchange.services import partner_create
 from hashbank import tlog
 from hashbank.errors import Conflict, InvalidInput
 from hashbank.log import list_origin, list_verifiers
-from hashbank.models import Hash, HashList, LogEntry
+from hashbank.models import Hash, HashList, Holder, HolderKind, LogEntry
 from hashbank.services import HashInput, hashes_hold, holds_release
 from tests.conftest import pdq
 from tests.scripts.test_partner_sync import (
@@ -46,6 +46,7 @@ from tests.scripts.test_partner_sync import (
 )
 
 FAKE_ORIGIN = "bank.test/lists/adult"
+PEER_999 = Holder(HolderKind.PEER, 999)
 
 
 @pytest.fixture(autouse=True)
@@ -161,14 +162,19 @@ def test_an_entry_naming_our_own_origin_is_verified_but_not_imported(subscribe):
     adult = HashList.objects.get(slug="adult")
     ours = HashInput("md5", "0a21c8f85a55a9e276ffc2c53f6887c4")
     # Bank A imported this from us (bank B = minor) and publishes it with our origin.
-    hashes_hold(hash_list=adult, hashes=[ours], holder="peer:999", origin=list_origin("minor"))
+    hashes_hold(
+        hash_list=adult,
+        hashes=[ours],
+        holder=PEER_999,
+        origin=list_origin("minor"),
+    )
 
     result = peer_sync(peer_id=peer.pk)
 
     assert (result.status, result.imported, result.skipped) == ("ok", 0, 1)
     assert published("minor") == {}
     assert log_size("minor") == 0
-    holds_release(holder="peer:999")  # ...and its later remove is ignored too
+    holds_release(holder=PEER_999)  # ...and its later remove is ignored too
     assert peer_sync(peer_id=peer.pk).status == "ok"
     assert log_size("minor") == 0
     assert not PeerEntry.objects.exists()

@@ -11,10 +11,12 @@ from cases.services import case_withdraw
 from exchange.models import Credential, ListGrant, PartnerListState
 from exchange.services import credentials_rotate
 from hashbank import tlog
-from hashbank.models import HashList
+from hashbank.models import HashList, Holder, HolderKind
 from tests.conftest import md5, pdq
 
 pytestmark = pytest.mark.django_db
+
+PEER_9 = Holder(HolderKind.PEER, 9)
 
 
 def body_of(response) -> bytes:
@@ -307,7 +309,7 @@ def test_the_fast_entry_renderer_matches_the_reference_rendering(make_case):
     hashes_hold(
         hash_list=HL.objects.get(slug="adult"),
         hashes=[HashInput("md5", md5("origin")["value"])],
-        holder="peer:9",
+        holder=PEER_9,
         origin='peer.example/lists/"adult"',
     )
     withdrawn = make_case(pdq("r1"), md5("r2"))

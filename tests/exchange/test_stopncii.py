@@ -34,9 +34,11 @@ from cases.services import case_withdraw
 from exchange.models import Feedback, FeedbackEvent, ListGrant, Partner
 from exchange.services import partner_create
 from exchange.stopncii import PageCursor, cursor_token
-from hashbank.models import Hash, HashList, LogEntry
+from hashbank.models import Hash, HashList, Holder, HolderKind, LogEntry
 from hashbank.services import HashInput, hashes_hold, hashes_refresh_published
 from tests.conftest import md5, pdq
+
+CASE_0 = Holder(HolderKind.CASE, 0)
 
 live = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 FETCH = "/stopncii/v1/FetchHashes"
@@ -202,7 +204,7 @@ def test_fetch_hashes_iter_pages_past_the_default_page_size(live_server):
     adult = HashList.objects.get(slug="adult")
     # An import-sized batch, held through the bank directly (no case per hash).
     inputs = [HashInput("pdq", hashlib.sha256(b"%d" % i).hexdigest(), 90) for i in range(1001)]
-    hashes_hold(hash_list=adult, hashes=inputs, holder="case:0")
+    hashes_hold(hash_list=adult, hashes=inputs, holder=CASE_0)
 
     pages = list(stopncii(live_server, secrets).fetch_hashes_iter())
     assert [p.count for p in pages] == [800, 201]

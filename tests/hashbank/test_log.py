@@ -9,9 +9,11 @@ from django.db import connection
 
 from cases.services import case_withdraw
 from hashbank import tlog
-from hashbank.models import Hash, HashList, LogEntry, TreeNode
+from hashbank.models import Hash, HashList, Holder, HolderKind, LogEntry, TreeNode
 from hashbank.services import HashInput, hashes_hold, holds_release
 from tests.conftest import md5, pdq
+
+PEER_1 = Holder(HolderKind.PEER, 1)
 
 
 def leaves(slug: str = "adult") -> list[tlog.Leaf]:
@@ -118,9 +120,14 @@ def test_each_list_has_its_own_log(make_case):
 def test_imports_carry_their_origin_until_a_local_case_holds_them_too(make_case):
     adult = HashList.objects.get(slug="adult")
     item = HashInput("md5", md5("imported")["value"])
-    hashes_hold(hash_list=adult, hashes=[item], holder="peer:1", origin="peer.example/lists/adult")
+    hashes_hold(
+        hash_list=adult,
+        hashes=[item],
+        holder=PEER_1,
+        origin="peer.example/lists/adult",
+    )
     assert leaves()[-1].origin == "peer.example/lists/adult"
-    holds_release(holder="peer:1")
+    holds_release(holder=PEER_1)
     make_case(md5("imported"))
     assert leaves()[-1].origin is None
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from cases.services import case_withdraw
-from hashbank.models import Hash, HashList, Hold
+from hashbank.models import Hash, HashList, Hold, Holder, HolderKind
 from hashbank.services import HashInput, hashes_hold, hashes_refresh_published, holds_release
 from tests.conftest import md5, pdq
 
 pytestmark = pytest.mark.django_db
+
+PEER_1 = Holder(HolderKind.PEER, 1)
 
 
 def test_both_lists_exist_from_the_first_migration():
@@ -56,11 +58,11 @@ def test_a_disabled_hash_is_not_published_even_when_held(make_case):
 def test_hold_and_release_are_idempotent():
     adult = HashList.objects.get(slug="adult")
     item = HashInput("md5", md5("idem")["value"])
-    hashes_hold(hash_list=adult, hashes=[item], holder="peer:1")
-    hashes_hold(hash_list=adult, hashes=[item], holder="peer:1")
+    hashes_hold(hash_list=adult, hashes=[item], holder=PEER_1)
+    hashes_hold(hash_list=adult, hashes=[item], holder=PEER_1)
     assert Hold.objects.count() == 1
-    assert holds_release(holder="peer:1") == [Hash.objects.get().pk]
-    assert holds_release(holder="peer:1") == []
+    assert holds_release(holder=PEER_1) == [Hash.objects.get().pk]
+    assert holds_release(holder=PEER_1) == []
     assert not Hash.objects.get().published
 
 

@@ -1,4 +1,4 @@
-"""Checkpoints (C2SP ``tlog-checkpoint``): the note text a log signs (``docs/LOG_FORMAT.md``).
+"""Checkpoints (C2SP ``tlog-checkpoint``): the note text a log signs (``docs/LOG_FORMAT.md`` §3).
 
 Origin line, decimal tree size, base64 root hash, then optional extension lines, each ended by
 a newline.

@@ -1,4 +1,4 @@
-"""Leaf encoding: one canonical ASCII line per log entry (``docs/LOG_FORMAT.md``, "Leaves").
+"""Leaf encoding: one canonical ASCII line per log entry (``docs/LOG_FORMAT.md`` §1).
 
 Decoding accepts exactly what the encoders produce, so a leaf has one byte form and one hash.
 """

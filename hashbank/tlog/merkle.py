@@ -1,5 +1,5 @@
 """RFC 6962 / RFC 9162 Merkle tree: hashing, the compact right edge, inclusion and consistency
-proofs (``docs/LOG_FORMAT.md``, "Tree").
+proofs (``docs/LOG_FORMAT.md`` §2).
 
 Proofs are built from stored *perfect-subtree nodes* ``(level, index)``: the nodes
 :meth:`RightEdge.append` reports as it completes them.

@@ -1,6 +1,6 @@
 """Signed notes (C2SP ``signed-note``) with Ed25519 keys, compatible with Go's
 ``golang.org/x/mod/sumdb/note``: key names and IDs, verifier keys (vkeys), signing, opening,
-and the text form of private keys (``docs/LOG_FORMAT.md``, "Signed note").
+and the text form of private keys (``docs/LOG_FORMAT.md`` §4).
 """
 
 from __future__ import annotations

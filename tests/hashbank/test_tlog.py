@@ -268,6 +268,19 @@ class TestLeafEncoding:
         with pytest.raises(LeafError):
             Leaf(op="other").encode()  # type: ignore[arg-type]
 
+    @pytest.mark.parametrize(
+        "leaf",
+        [
+            Leaf(op="add", value=MD5),
+            Leaf(op="add", algorithm="md5"),
+            Leaf(op="remove", reason="expired"),
+            Leaf(op="remove", removes=1),
+        ],
+    )
+    def test_leaf_encode_rejects_missing_fields(self, leaf: Leaf) -> None:
+        with pytest.raises(LeafError):
+            leaf.encode()
+
 
 @st.composite
 def add_fields(draw: st.DrawFn) -> dict:

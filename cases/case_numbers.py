@@ -13,14 +13,15 @@ ignored, and O/I/L are read as 0/1/1.
 from __future__ import annotations
 
 import secrets
+from typing import Final
 
-ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_N = len(ALPHABET)
-_VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
-_READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
-PAYLOAD_LENGTH = 15
-LENGTH = PAYLOAD_LENGTH + 1
-GROUP = 4
+ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_N: Final = len(ALPHABET)
+_VALUE: Final = {ch: i for i, ch in enumerate(ALPHABET)}
+_READ_AS: Final = str.maketrans({"O": "0", "I": "1", "L": "1"})
+PAYLOAD_LENGTH: Final = 15
+LENGTH: Final = PAYLOAD_LENGTH + 1
+GROUP: Final = 4
 
 
 class CaseNumberError(ValueError):

@@ -12,10 +12,11 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Final
 
-PREFIX = "whsec_"
-TOLERANCE_S = 5 * 60
+PREFIX: Final = "whsec_"
+TOLERANCE_S: Final = 5 * 60
 
 
 class WebhookSignatureError(ValueError):
@@ -56,7 +57,7 @@ def sign_headers(
     }
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes, *, now: int) -> None:
+def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: int) -> None:
     """Raise WebhookSignatureError unless one v1 signature matches and the time is fresh."""
     lowered = {k.lower(): v for k, v in headers.items()}
     msg_id, stamp, sigs = (

@@ -10,6 +10,7 @@ import ast
 import base64
 import functools
 import hashlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -266,6 +267,19 @@ class TestLeafEncoding:
             Leaf(op="remove", removes=1, reason="expired", value=MD5).encode()
         with pytest.raises(LeafError):
             Leaf(op="other").encode()  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        "leaf",
+        [
+            Leaf(op="add", value=MD5),
+            Leaf(op="add", algorithm="md5"),
+            Leaf(op="remove", reason="expired"),
+            Leaf(op="remove", removes=1),
+        ],
+    )
+    def test_leaf_encode_rejects_missing_fields(self, leaf: Leaf) -> None:
+        with pytest.raises(LeafError):
+            leaf.encode()
 
 
 @st.composite
@@ -1501,15 +1515,47 @@ class TestLogFormatDocExample:
         assert parse_checkpoint(opened.text) == Checkpoint(signer.name, 4, self.ROOT)
 
 
-def test_module_is_pure() -> None:
-    tree = ast.parse(Path(tlog.__file__).read_text("utf-8"))
-    imported = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    }
-    assert imported <= set(sys.stdlib_module_names) | {"__future__", "cryptography"}
+def test_package_is_pure() -> None:
+    """Every module of the package imports only the stdlib, ``cryptography`` and its siblings."""
+    allowed = set(sys.stdlib_module_names) | {"__future__", "cryptography"}
+    modules = sorted(Path(tlog.__file__).parent.glob("*.py"))
+    assert len(modules) > 1
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed or name.startswith("hashbank.tlog"), (
+                    path.name,
+                    name,
+                )
+
+
+def test_importing_the_package_loads_no_django() -> None:
+    # A fresh interpreter: this test process has Django loaded by pytest-django already.
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import hashbank.tlog\n"
+        "for info in pkgutil.iter_modules(hashbank.tlog.__path__):\n"
+        "    importlib.import_module('hashbank.tlog.' + info.name)\n"
+        "print(hashbank.tlog.__file__)\n"
+        "print('django' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    module_file, django_loaded = result.stdout.splitlines()
+    assert Path(module_file).is_relative_to(REPO_ROOT)
+    assert django_loaded == "False"
 
 
 def test_push_builds_the_same_tree_as_append() -> None:

@@ -1,0 +1,142 @@
+"""Leaf encoding: one canonical ASCII line per log entry (``docs/LOG_FORMAT.md`` §1).
+
+Decoding accepts exactly what the encoders produce, so a leaf has one byte form and one hash.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from hashbank.tlog._codec import MAX_INT64, check_int
+
+__all__ = ["REMOVE_REASONS", "Leaf", "LeafError", "decode_leaf", "encode_add", "encode_remove"]
+
+
+class LeafError(ValueError):
+    """Leaf bytes or fields that are not in the canonical encoding."""
+
+
+REMOVE_REASONS: Final = frozenset({"withdrawn", "disabled", "expired"})
+
+_ALGORITHM_RE: Final = re.compile(r"[a-z0-9_]{1,16}")
+_VALUE_RE: Final = re.compile(r"[0-9a-f]{1,512}")
+_ORIGIN_RE: Final = re.compile(r"[!-*,-~]{1,255}")  # printable ASCII minus space and '+'
+_FIXED_VALUE_LENGTHS: Final = {"pdq": 64, "md5": 32}
+_MAX_LEAF_SIZE: Final = 1024
+
+_ADD_LEAF_RE: Final = re.compile(
+    rb"add ([a-z0-9_]{1,16}) ([0-9a-f]{1,512}) (-|0|[1-9][0-9]?|100) (0|[1-9][0-9]{0,18})"
+    rb"(?: ([!-*,-~]{1,255}))?\n"
+)
+_REMOVE_LEAF_RE: Final = re.compile(
+    rb"remove (0|[1-9][0-9]{0,18}) (withdrawn|disabled|expired) (0|[1-9][0-9]{0,18})\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """A decoded log entry. Fields that do not apply to ``op`` are None."""
+
+    op: Literal["add", "remove"]
+    algorithm: str | None = None
+    value: str | None = None
+    quality: int | None = None
+    timestamp: int = 0
+    origin: str | None = None
+    removes: int | None = None
+    reason: str | None = None
+
+    def encode(self) -> bytes:
+        """The canonical leaf bytes (raises LeafError if the fields are not encodable)."""
+        if self.op == "add":
+            if self.removes is not None or self.reason is not None:
+                raise LeafError("an add leaf has no removes/reason")
+            if self.algorithm is None or self.value is None:
+                raise LeafError("an add leaf needs an algorithm and a value")
+            return encode_add(
+                algorithm=self.algorithm,
+                value=self.value,
+                quality=self.quality,
+                timestamp=self.timestamp,
+                origin=self.origin,
+            )
+        if self.op == "remove":
+            if any(f is not None for f in (self.algorithm, self.value, self.quality, self.origin)):
+                raise LeafError("a remove leaf has no algorithm/value/quality/origin")
+            if self.removes is None or self.reason is None:
+                raise LeafError("a remove leaf needs removes and a reason")
+            return encode_remove(index=self.removes, reason=self.reason, timestamp=self.timestamp)
+        raise LeafError(f"unknown op {self.op!r}")
+
+
+def encode_add(
+    *,
+    algorithm: str,
+    value: str,
+    quality: int | None,
+    timestamp: int,
+    origin: str | None = None,
+) -> bytes:
+    """``add <algorithm> <value> <quality|-> <unix-time>[ <origin>]\\n`` (ASCII)."""
+    if not isinstance(algorithm, str) or _ALGORITHM_RE.fullmatch(algorithm) is None:
+        raise LeafError("algorithm must match [a-z0-9_]{1,16}")
+    if not isinstance(value, str) or _VALUE_RE.fullmatch(value) is None:
+        raise LeafError("value must be 1 to 512 lowercase hex digits")
+    want = _FIXED_VALUE_LENGTHS.get(algorithm)
+    if want is not None and len(value) != want:
+        raise LeafError(f"a {algorithm} value must be exactly {want} hex digits")
+    q = "-" if quality is None else str(check_int("quality", quality, hi=100, error=LeafError))
+    ts = check_int("timestamp", timestamp, error=LeafError)
+    if origin is None:
+        return f"add {algorithm} {value} {q} {ts}\n".encode("ascii")
+    if not isinstance(origin, str) or _ORIGIN_RE.fullmatch(origin) is None:
+        raise LeafError("origin must be 1 to 255 printable ASCII characters without space or '+'")
+    return f"add {algorithm} {value} {q} {ts} {origin}\n".encode("ascii")
+
+
+def encode_remove(*, index: int, reason: str, timestamp: int) -> bytes:
+    """``remove <index of the add entry> <reason> <unix-time>\\n`` (ASCII)."""
+    idx = check_int("index", index, error=LeafError)
+    if not isinstance(reason, str) or reason not in REMOVE_REASONS:
+        raise LeafError(f"reason must be one of {sorted(REMOVE_REASONS)}")
+    ts = check_int("timestamp", timestamp, error=LeafError)
+    return f"remove {idx} {reason} {ts}\n".encode("ascii")
+
+
+def decode_leaf(data: bytes) -> Leaf:
+    """Decode canonical leaf bytes; anything the encoders would not produce raises LeafError."""
+    if not isinstance(data, bytes):
+        raise LeafError("leaf data must be bytes")
+    if len(data) > _MAX_LEAF_SIZE:
+        raise LeafError("leaf too long")
+    m = _ADD_LEAF_RE.fullmatch(data)
+    if m is not None:
+        algorithm = m[1].decode("ascii")
+        value = m[2].decode("ascii")
+        want = _FIXED_VALUE_LENGTHS.get(algorithm)
+        if want is not None and len(value) != want:
+            raise LeafError(f"a {algorithm} value must be exactly {want} hex digits")
+        timestamp = int(m[4])
+        if timestamp > MAX_INT64:
+            raise LeafError("timestamp out of range")
+        leaf = Leaf(
+            op="add",
+            algorithm=algorithm,
+            value=value,
+            quality=None if m[3] == b"-" else int(m[3]),
+            timestamp=timestamp,
+            origin=None if m[5] is None else m[5].decode("ascii"),
+        )
+    else:
+        m = _REMOVE_LEAF_RE.fullmatch(data)
+        if m is None:
+            raise LeafError("not a canonical add or remove leaf")
+        removes, timestamp = int(m[1]), int(m[3])
+        if removes > MAX_INT64 or timestamp > MAX_INT64:
+            raise LeafError("number out of range")
+        leaf = Leaf(op="remove", removes=removes, reason=m[2].decode("ascii"), timestamp=timestamp)
+    # The grammar above is canonical (no leading zeros, fixed separators, bounded fields), so
+    # what matches is exactly what the encoders emit; the round-trip property tests hold this.
+    return leaf

@@ -16,7 +16,7 @@ class CaseAdmin(admin.ModelAdmin):
     list_display = ["id", "hash_list", "state", "hash_count", "created_at", "withdrawn_at"]
     list_filter = ["hash_list", "state"]
     date_hierarchy = "created_at"
-    fields = ["id", "hash_list", "state", "created_at", "withdrawn_at", "failed_pin_count"]
+    fields = ("id", "hash_list", "state", "created_at", "withdrawn_at", "failed_pin_count")
     readonly_fields = fields
 
     @admin.display(description="hashes")

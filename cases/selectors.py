@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -26,7 +27,7 @@ class CaseStatus:
     state: str
     created_at: datetime
     withdrawn_at: datetime | None
-    hashes: list[CaseHashStatus]
+    hashes: builtins.list[CaseHashStatus]
 
 
 def case_hash_state(*, case: Case, disabled: bool, under_review: bool) -> str:

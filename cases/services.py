@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -195,7 +195,7 @@ def _invalid_credentials() -> InvalidCredentials:
     )
 
 
-def _locked(case: Case, now: timezone.datetime, window: timedelta) -> bool:
+def _locked(case: Case, now: datetime, window: timedelta) -> bool:
     return (
         case.failed_pin_count >= settings.HASHBANK_PIN_MAX_FAILURES
         and case.failed_pin_window_start is not None
@@ -203,7 +203,7 @@ def _locked(case: Case, now: timezone.datetime, window: timedelta) -> bool:
     )
 
 
-def _record_failure(case: Case, now: timezone.datetime, window: timedelta) -> None:
+def _record_failure(case: Case, now: datetime, window: timedelta) -> None:
     """Count a wrong PIN in the current one-hour window, atomically."""
     fresh_window = Q(failed_pin_window_start__isnull=True) | Q(
         failed_pin_window_start__lte=now - window

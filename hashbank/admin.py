@@ -35,7 +35,7 @@ class HoldInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["holder", "active", "created_at", "released_at"]
-    readonly_fields = fields
+    readonly_fields = ["holder", "active", "created_at", "released_at"]
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

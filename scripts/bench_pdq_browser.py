@@ -209,6 +209,9 @@ def wait_for_chromium(timeout: float = 600) -> None:
 
 
 def run_browser(url: str, profile: Path, timeout: float) -> dict[str, Any]:
+    """Opens ``url`` in headless Chromium and returns what the page sets as
+    ``window.benchResult``."""
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium must not look for drivers online
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
@@ -247,7 +250,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-testdata", action="store_true", help="skip ../shared/testdata")
     parser.add_argument("--timeout", type=float, default=300, help="seconds for the page")
     args = parser.parse_args(argv)
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium must not look for drivers online
     wait_for_chromium()
 
     with tempfile.TemporaryDirectory(prefix="bench-pdq-") as tmp:

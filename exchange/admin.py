@@ -13,9 +13,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from exchange import federation
-from exchange.delivery import delivery_lag, delivery_redeliver_from, webhook_secret_issue
+from exchange.federation import services as federation
 from exchange.models import Credential, Delivery, ListGrant, Partner, PartnerListState, Peer
+from exchange.push.services import delivery_lag, delivery_redeliver_from, webhook_secret_issue
 from exchange.services import PARTNER_KINDS, credentials_revoke, credentials_rotate
 from hashbank import tlog
 from hashbank.errors import DomainError

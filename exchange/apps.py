@@ -14,6 +14,6 @@ class ExchangeConfig(AppConfig):
 
 
 def _kick_deliveries(sender: Any, hash_list_id: int, **kwargs: Any) -> None:
-    from exchange.delivery import deliveries_kick
+    from exchange.push.services import deliveries_kick
 
     deliveries_kick(hash_list_id=hash_list_id)

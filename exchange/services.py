@@ -119,7 +119,7 @@ def partner_create(
             partner_grant(partner=partner, hash_list=hash_lists[slug], explicit=True)
         secrets_ = {kind: credential_issue(partner=partner, kind=kind) for kind in PARTNER_KINDS}
         if webhook_url:
-            from exchange.delivery import partner_webhook_set
+            from exchange.push.services import partner_webhook_set
 
             secrets_["webhook_secret"] = partner_webhook_set(partner=partner, url=webhook_url)
     return partner, secrets_

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from exchange import delivery, federation
+from exchange.federation import services as federation
+from exchange.push import services as delivery
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -17,8 +17,7 @@ from rest_framework.views import APIView
 from cases.serializers import ErrorSerializer
 from exchange import selectors, services
 from exchange.authentication import PartnerTokenAuthentication
-from exchange.models import FeedbackEvent, FeedbackOutcome
-from exchange.serializers import (
+from exchange.feeds.serializers import (
     ConsistencyQuerySerializer,
     ConsistencySerializer,
     EntriesQuerySerializer,
@@ -28,6 +27,7 @@ from exchange.serializers import (
     KeysSerializer,
     ListsSerializer,
 )
+from exchange.models import FeedbackEvent, FeedbackOutcome
 from hashbank.fields import ClosedSerializer, StrictCharField
 from hashbank.log import list_origin, list_verifiers
 from hashbank.models import HashList

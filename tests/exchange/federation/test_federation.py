@@ -24,8 +24,9 @@ from django.db import connection
 from django.utils import timezone
 
 from cases.services import case_withdraw
-from exchange import federation, secret_box
-from exchange.federation import peer_add, peer_resume, peer_sync
+from exchange import secret_box
+from exchange.federation import services as federation
+from exchange.federation.services import peer_add, peer_resume, peer_sync
 from exchange.models import Peer, PeerEntry
 from exchange.services import partner_create
 from hashbank import tlog

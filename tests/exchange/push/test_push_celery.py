@@ -34,7 +34,7 @@ from hashbank.log import list_verifiers
 from hashbank.models import HashList, LogEntry
 from tests.celery_worker import Beat, RedisServer, Worker, database_url, wait_for
 from tests.conftest import ADULT, as_inputs, md5, pdq
-from tests.exchange.receiver import Receiver, serve
+from tests.exchange.push.receiver import Receiver, serve
 
 pytestmark = [
     pytest.mark.slow,

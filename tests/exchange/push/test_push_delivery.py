@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from cases.services import case_withdraw
 from exchange import webhook_signing
-from exchange.delivery import (
+from exchange.models import Delivery, ListGrant, Partner
+from exchange.push.services import (
     backoff_seconds,
     deliveries_sweep,
     delivery_redeliver_from,
@@ -23,14 +24,13 @@ from exchange.delivery import (
     partner_webhook_set,
     webhook_secret_issue,
 )
-from exchange.models import Delivery, ListGrant, Partner
 from exchange.selectors import delivery_entitled, partner_lists
 from exchange.services import partner_grant
 from hashbank import tlog
 from hashbank.errors import InvalidInput
 from hashbank.models import HashList
 from tests.conftest import md5, pdq
-from tests.exchange.receiver import Receiver, serve
+from tests.exchange.push.receiver import Receiver, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -254,7 +254,7 @@ def test_admin_shows_lag_and_errors_and_redelivers_from_an_index(
 def test_a_list_without_push_partners_costs_no_query_until_one_registers(
     make_case, make_partner, receiver, django_assert_num_queries
 ):
-    from exchange.delivery import deliveries_kick
+    from exchange.push.services import deliveries_kick
 
     adult_id = make_case(pdq("first")).case.hash_list_id  # no partner yet: remembered
     with django_assert_num_queries(0):
@@ -268,7 +268,7 @@ def test_a_list_without_push_partners_costs_no_query_until_one_registers(
 
 
 def test_without_push_partners_the_memo_lasts_one_sweep_interval(make_case, settings):
-    from exchange import delivery
+    from exchange.push import services as delivery
 
     settings.HASHBANK_SWEEP_INTERVAL_S = 7
     hash_list_id = make_case(pdq("x")).case.hash_list_id

@@ -1,5 +1,3 @@
-from typing import Any
-
 from django.apps import AppConfig
 
 
@@ -8,12 +6,8 @@ class ExchangeConfig(AppConfig):
     verbose_name = "Exchange (partners and feeds)"
 
     def ready(self) -> None:
+        # Imported here, not at the top: models may be imported only once apps are loaded.
+        from exchange.push.tasks import log_appended_receiver
         from hashbank.log import log_appended
 
-        log_appended.connect(_kick_deliveries, dispatch_uid="exchange-kick-deliveries")
-
-
-def _kick_deliveries(sender: Any, hash_list_id: int, **kwargs: Any) -> None:
-    from exchange.push.services import deliveries_kick
-
-    deliveries_kick(hash_list_id=hash_list_id)
+        log_appended.connect(log_appended_receiver, dispatch_uid="exchange-kick-deliveries")

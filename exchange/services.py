@@ -22,6 +22,7 @@ from exchange.models import (
     Partner,
     PartnerListState,
 )
+from exchange.push.services import partner_webhook_set
 from exchange.selectors import partner_lists
 from exchange.ttl_cache import TtlCache
 from hashbank.algorithms import HashValueError, normalise_value
@@ -119,8 +120,6 @@ def partner_create(
             partner_grant(partner=partner, hash_list=hash_lists[slug], explicit=True)
         secrets_ = {kind: credential_issue(partner=partner, kind=kind) for kind in PARTNER_KINDS}
         if webhook_url:
-            from exchange.push.services import partner_webhook_set
-
             secrets_["webhook_secret"] = partner_webhook_set(partner=partner, url=webhook_url)
     return partner, secrets_
 

@@ -592,7 +592,7 @@ def test_peer_sync_command_prints_results_and_fails_on_a_refusal(bank):
 
 @pytest.mark.django_db
 def test_the_beat_task_syncs_due_peers_and_skips_stopped_ones(bank, settings, in_process_tasks):
-    from exchange.tasks import peers_sync
+    from exchange.federation.tasks import peers_sync
 
     schedule = settings.CELERY_BEAT_SCHEDULE["sync-peers"]
     assert schedule["task"] == "exchange.tasks.peers_sync"

@@ -28,8 +28,8 @@ def _fresh_rate_limits() -> None:
 @pytest.fixture(autouse=True)
 def _no_auth_cache(settings: Any) -> None:
     """Tests see credential and grant changes at once; test_auth_cache covers the cache."""
+    from exchange.feeds.selectors import checkpoint_cache_clear, grant_cache_clear
     from exchange.push.services import deliveries_memo_clear
-    from exchange.selectors import checkpoint_cache_clear, grant_cache_clear
     from exchange.services import auth_cache_clear
 
     settings.HASHBANK_AUTH_CACHE_S = 0

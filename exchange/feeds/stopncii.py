@@ -40,8 +40,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases.serializers import ErrorSerializer
-from exchange import selectors, services
 from exchange.authentication import StopNCIIKeyAuthentication
+from exchange.feeds import selectors, services
 from exchange.feeds.api import feedback_results_json
 from exchange.feeds.serializers import QueryInt
 from exchange.models import Credential, FeedbackEvent, FeedbackOutcome, ListGrant, Partner

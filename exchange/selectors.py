@@ -28,7 +28,7 @@ def partner_lists(*, partner: Partner) -> QuerySet[HashList]:
 # partner_lists' rule seen from a row of exchange_delivery, in SQL: push checks it
 # for every task, and Django takes about a millisecond to compile the same rule
 # written as an Exists() (the database runs it in a few microseconds).
-# tests/exchange/test_push_delivery.py checks that the two forms agree.
+# tests/exchange/push/test_push_delivery.py checks that the two forms agree.
 _DELIVERY_ENTITLED_SQL = """EXISTS (
     SELECT 1 FROM exchange_listgrant g
     JOIN exchange_partner p ON p.id = g.partner_id

@@ -17,7 +17,6 @@ from exchange.models import (
     ListGrant,
     Partner,
 )
-from exchange.push.services import partner_webhook_set
 from exchange.ttl_cache import TtlCache
 from hashbank.errors import InvalidInput
 from hashbank.models import HashList
@@ -90,13 +89,13 @@ def partner_create(
     *,
     name: str,
     lists: Iterable[str],
-    webhook_url: str = "",
     contact_email: str = "",
 ) -> tuple[Partner, dict[str, str]]:
     """Create a partner with read grants and a full set of credentials.
 
     Naming a list that needs an explicit grant (``minor``) here is taken as
     that explicit grant. Returns the partner and its secrets, shown once.
+    A webhook for push is set afterwards (``exchange.push.services.partner_webhook_set``).
     """
     slugs = [s for s in lists if s]
     hash_lists = {hl.slug: hl for hl in HashList.objects.filter(slug__in=slugs)}
@@ -112,8 +111,6 @@ def partner_create(
         for slug in slugs:
             partner_grant(partner=partner, hash_list=hash_lists[slug], explicit=True)
         secrets_ = {kind: credential_issue(partner=partner, kind=kind) for kind in PARTNER_KINDS}
-        if webhook_url:
-            secrets_["webhook_secret"] = partner_webhook_set(partner=partner, url=webhook_url)
     return partner, secrets_
 
 

@@ -10,7 +10,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("cases.urls")),
     path("exchange/v1/", include("exchange.urls")),
-    path("stopncii/v1/", include("exchange.stopncii_urls")),
+    path("stopncii/v1/", include("exchange.feeds.stopncii_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

@@ -13,9 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from exchange import federation
-from exchange.delivery import delivery_lag, delivery_redeliver_from, webhook_secret_issue
+from exchange.federation import services as federation
+from exchange.federation.tasks import peer_sync
 from exchange.models import Credential, Delivery, ListGrant, Partner, PartnerListState, Peer
+from exchange.push.services import delivery_lag, webhook_secret_issue
+from exchange.push.tasks import delivery_redeliver
 from exchange.services import PARTNER_KINDS, credentials_revoke, credentials_rotate
 from hashbank import tlog
 from hashbank.errors import DomainError
@@ -205,7 +207,7 @@ class DeliveryAdmin(admin.ModelAdmin):
             done = 0
             for delivery in queryset.select_related("hash_list"):
                 try:
-                    delivery_redeliver_from(delivery=delivery, index=form.cleaned_data["index"])
+                    delivery_redeliver(delivery=delivery, index=form.cleaned_data["index"])
                     done += 1
                 except ValueError as exc:
                     self.message_user(request, f"{delivery}: {exc}", messages.ERROR)
@@ -368,8 +370,6 @@ class PeerAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync now")
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
-        from exchange.tasks import peer_sync
-
         for peer in queryset:
             if not settings.CELERY_TASK_ALWAYS_EAGER:
                 peer_sync.delay(peer.pk)

@@ -147,7 +147,7 @@ class FeedbackOutcome(models.TextChoices):
 class Feedback(models.Model):
     """A partner's current outcome for one hash: one row per (partner, hash).
 
-    Written only by ``exchange.services.feedback_submit``, together with the
+    Written only by ``exchange.feeds.services.feedback_submit``, together with the
     ``FeedbackEvent`` that records the submission.
     """
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from exchange import api
+from exchange.feeds import api
 
 urlpatterns = [
     path("keys", api.KeysApi.as_view(), name="exchange-keys"),

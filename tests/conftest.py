@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from cases.services import CaseCreated, Eligibility, case_create
 from exchange.models import Partner
+from exchange.push.services import partner_webhook_set
 from exchange.services import partner_create
 from hashbank.services import HashInput
 
@@ -28,8 +29,8 @@ def _fresh_rate_limits() -> None:
 @pytest.fixture(autouse=True)
 def _no_auth_cache(settings: Any) -> None:
     """Tests see credential and grant changes at once; test_auth_cache covers the cache."""
-    from exchange.delivery import deliveries_memo_clear
-    from exchange.selectors import checkpoint_cache_clear, grant_cache_clear
+    from exchange.feeds.selectors import checkpoint_cache_clear, grant_cache_clear
+    from exchange.push.services import deliveries_memo_clear
     from exchange.services import auth_cache_clear
 
     settings.HASHBANK_AUTH_CACHE_S = 0
@@ -87,8 +88,15 @@ def make_case(db: None) -> Callable[..., CaseCreated]:
 def make_partner(db: None) -> Callable[..., tuple[Partner, dict[str, str]]]:
     counter = iter(range(1, 10_000))
 
-    def make(lists: tuple[str, ...] = ("adult",), **kwargs: Any) -> tuple[Partner, dict[str, str]]:
-        return partner_create(name=f"Platform {next(counter)}", lists=list(lists), **kwargs)
+    def make(
+        lists: tuple[str, ...] = ("adult",), webhook_url: str = "", **kwargs: Any
+    ) -> tuple[Partner, dict[str, str]]:
+        partner, secrets = partner_create(
+            name=f"Platform {next(counter)}", lists=list(lists), **kwargs
+        )
+        if webhook_url:
+            secrets["webhook_secret"] = partner_webhook_set(partner=partner, url=webhook_url)
+        return partner, secrets
 
     return make
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from cases.services import case_withdraw
+from exchange.feeds.services import FeedbackItem, feedback_submit
 from exchange.models import Delivery, PartnerListState
-from exchange.services import FeedbackItem, feedback_submit
 from tests.conftest import md5, pdq
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@
 An add names a federated import's origin only while no local holder keeps the hash, and
 always a provenance that still holds it: otherwise the hash is re-published (a remove and a
 new add). This is what stops two banks that import each other from keeping a hash alive for
-one another (see tests/exchange/test_federation.py for the two-bank flows).
+one another (see tests/exchange/federation/test_federation.py for the two-bank flows).
 """
 
 from __future__ import annotations

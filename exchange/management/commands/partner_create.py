@@ -12,6 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from exchange.push.services import partner_webhook_set
 from exchange.services import partner_create
 from hashbank.errors import DomainError
 from hashbank.log import list_origin, list_verifiers
@@ -38,9 +39,12 @@ class Command(BaseCommand):
                 partner, secrets_ = partner_create(
                     name=options["name"],
                     lists=slugs,
-                    webhook_url=options["webhook"],
                     contact_email=options["contact_email"],
                 )
+                if options["webhook"]:
+                    secrets_["webhook_secret"] = partner_webhook_set(
+                        partner=partner, url=options["webhook"]
+                    )
                 if options["dry_run"]:
                     transaction.set_rollback(True)
         except DomainError as exc:

@@ -12,8 +12,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from exchange.delivery import partner_webhook_set, webhook_secret_issue
 from exchange.models import Partner
+from exchange.push.services import partner_webhook_set, webhook_secret_issue
 from hashbank.errors import DomainError
 
 

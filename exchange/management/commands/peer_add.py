@@ -16,7 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from exchange.federation import peer_add, peer_origin, peer_vkeys
+from exchange.federation.services import peer_add, peer_origin, peer_vkeys
 from hashbank.errors import DomainError
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from exchange.federation import peer_sync, peers_sync_all
+from exchange.federation.services import peer_sync, peers_sync_all
 from exchange.models import Peer
 
 

@@ -24,8 +24,9 @@ from django.db import connection
 from django.utils import timezone
 
 from cases.services import case_withdraw
-from exchange import federation, secret_box
-from exchange.federation import peer_add, peer_resume, peer_sync
+from exchange import secret_box
+from exchange.federation import services as federation
+from exchange.federation.services import peer_add, peer_resume, peer_sync
 from exchange.models import Peer, PeerEntry
 from exchange.services import partner_create
 from hashbank import tlog
@@ -597,7 +598,7 @@ def test_peer_sync_command_prints_results_and_fails_on_a_refusal(bank):
 
 @pytest.mark.django_db
 def test_the_beat_task_syncs_due_peers_and_skips_stopped_ones(bank, settings, in_process_tasks):
-    from exchange.tasks import peers_sync
+    from exchange.federation.tasks import peers_sync
 
     schedule = settings.CELERY_BEAT_SCHEDULE["sync-peers"]
     assert schedule["task"] == "exchange.tasks.peers_sync"

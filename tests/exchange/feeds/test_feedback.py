@@ -9,8 +9,8 @@ import yaml
 from rest_framework.test import APIClient
 
 from cases.services import case_withdraw
+from exchange.feeds.services import FeedbackItem, feedback_submit
 from exchange.models import Feedback, FeedbackEvent
-from exchange.services import FeedbackItem, feedback_submit
 from hashbank.errors import InvalidInput
 from tests.conftest import md5, pdq
 

@@ -15,22 +15,22 @@ from django.utils import timezone
 
 from cases.services import case_withdraw
 from exchange import webhook_signing
-from exchange.delivery import (
+from exchange.models import Delivery, ListGrant, Partner
+from exchange.push.services import (
     backoff_seconds,
-    deliveries_sweep,
     delivery_redeliver_from,
     delivery_run,
     partner_webhook_set,
     webhook_secret_issue,
 )
-from exchange.models import Delivery, ListGrant, Partner
+from exchange.push.tasks import deliveries_sweep
 from exchange.selectors import delivery_entitled, partner_lists
 from exchange.services import partner_grant
 from hashbank import tlog
 from hashbank.errors import InvalidInput
 from hashbank.models import HashList
 from tests.conftest import md5, pdq
-from tests.exchange.receiver import Receiver, serve
+from tests.exchange.push.receiver import Receiver, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -152,7 +152,7 @@ def test_a_delivery_held_by_another_worker_is_not_sent_twice(hooked, receiver, m
 
 
 def test_the_sweep_finds_partners_that_are_behind(hooked, receiver, make_case, monkeypatch):
-    from exchange import tasks
+    from exchange.push import tasks
 
     monkeypatch.setattr(tasks.deliver, "delay", lambda *a: None)  # lose every kick
     make_case(pdq("lost"))
@@ -224,7 +224,7 @@ def test_the_webhook_secret_is_stored_sealed(hooked, receiver):
 
 
 def test_admin_shows_lag_and_errors_and_redelivers_from_an_index(
-    hooked, receiver, make_case, client, django_user_model
+    hooked, receiver, make_case, client, django_user_model, django_capture_on_commit_callbacks
 ):
     receiver.fail_next = 1
     make_case(pdq("adm1"), pdq("adm2"))
@@ -243,18 +243,25 @@ def test_admin_shows_lag_and_errors_and_redelivers_from_an_index(
         {"action": "redeliver_from_index", "_selected_action": [delivery.pk]},
     )
     assert form.status_code == 200 and b"Redeliver" in form.content
-    client.post(
-        "/admin/exchange/delivery/",
-        {"action": "redeliver_from_index", "_selected_action": [delivery.pk], "apply": "1",
-         "index": "1"},
-    )  # fmt: skip
+    receiver.seen_ids.clear()
+    with django_capture_on_commit_callbacks() as queued:
+        client.post(
+            "/admin/exchange/delivery/",
+            {"action": "redeliver_from_index", "_selected_action": [delivery.pk], "apply": "1",
+             "index": "1"},
+        )  # fmt: skip
     assert Delivery.objects.get().acked_position == 1
+    # The redelivery is queued once the reset commits, not left to the next sweep.
+    for callback in queued:
+        callback()
+    assert Delivery.objects.get().acked_position == 2
+    assert receiver.indexes[-1] == 1
 
 
 def test_a_list_without_push_partners_costs_no_query_until_one_registers(
     make_case, make_partner, receiver, django_assert_num_queries
 ):
-    from exchange.delivery import deliveries_kick
+    from exchange.push.tasks import deliveries_kick
 
     adult_id = make_case(pdq("first")).case.hash_list_id  # no partner yet: remembered
     with django_assert_num_queries(0):
@@ -268,7 +275,7 @@ def test_a_list_without_push_partners_costs_no_query_until_one_registers(
 
 
 def test_without_push_partners_the_memo_lasts_one_sweep_interval(make_case, settings):
-    from exchange import delivery
+    from exchange.push import services as delivery
 
     settings.HASHBANK_SWEEP_INTERVAL_S = 7
     hash_list_id = make_case(pdq("x")).case.hash_list_id

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from exchange.selectors import MAX_PAGE
+from exchange.feeds.selectors import MAX_PAGE
 from hashbank.fields import ClosedSerializer
 
 

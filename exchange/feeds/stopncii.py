@@ -40,11 +40,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases.serializers import ErrorSerializer
-from exchange import selectors, services
-from exchange.api import feedback_results_json
 from exchange.authentication import StopNCIIKeyAuthentication
+from exchange.feeds import selectors, services
+from exchange.feeds.api import feedback_results_json
+from exchange.feeds.serializers import QueryInt
 from exchange.models import Credential, FeedbackEvent, FeedbackOutcome, ListGrant, Partner
-from exchange.serializers import QueryInt
 from hashbank import tlog
 from hashbank.algorithms import HashValueError, normalise_value
 from hashbank.errors import InvalidInput

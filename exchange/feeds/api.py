@@ -15,10 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases.serializers import ErrorSerializer
-from exchange import selectors, services
 from exchange.authentication import PartnerTokenAuthentication
-from exchange.models import FeedbackEvent, FeedbackOutcome
-from exchange.serializers import (
+from exchange.feeds import selectors, services
+from exchange.feeds.serializers import (
     ConsistencyQuerySerializer,
     ConsistencySerializer,
     EntriesQuerySerializer,
@@ -28,6 +27,8 @@ from exchange.serializers import (
     KeysSerializer,
     ListsSerializer,
 )
+from exchange.models import FeedbackEvent, FeedbackOutcome
+from exchange.selectors import partner_lists
 from hashbank.fields import ClosedSerializer, StrictCharField
 from hashbank.log import list_origin, list_verifiers
 from hashbank.models import HashList
@@ -73,7 +74,7 @@ class ListsApi(PartnerApi):
     def get(self, request: Request) -> Response:
         lists = [
             {"slug": hl.slug, "name": hl.name, "origin": list_origin(hl.slug), "size": hl.log_size}
-            for hl in selectors.partner_lists(partner=request.user)
+            for hl in partner_lists(partner=request.user)
         ]
         return Response({"lists": lists})
 

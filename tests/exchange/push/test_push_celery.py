@@ -28,13 +28,14 @@ from django.db import connection
 
 from cases.services import Eligibility, case_create, case_withdraw
 from exchange.models import Delivery, Partner
+from exchange.push.services import partner_webhook_set
 from exchange.services import partner_create
 from hashbank import tlog
 from hashbank.log import list_verifiers
 from hashbank.models import HashList, LogEntry
 from tests.celery_worker import Beat, RedisServer, Worker, database_url, wait_for
 from tests.conftest import ADULT, as_inputs, md5, pdq
-from tests.exchange.receiver import Receiver, serve
+from tests.exchange.push.receiver import Receiver, serve
 
 pytestmark = [
     pytest.mark.slow,
@@ -123,10 +124,8 @@ class Push:
     def partner(self, name: str) -> RecordingReceiver:
         receiver = RecordingReceiver()
         receiver.url = self._servers.enter_context(serve(receiver))
-        partner, secrets = partner_create(
-            name=f"Platform {name}", lists=["adult"], webhook_url=receiver.url
-        )
-        receiver.secret = secrets["webhook_secret"]
+        partner, _ = partner_create(name=f"Platform {name}", lists=["adult"])
+        receiver.secret = partner_webhook_set(partner=partner, url=receiver.url)
         self.partners.append((partner, receiver))
         return receiver
 

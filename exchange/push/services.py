@@ -3,22 +3,25 @@
 The outbox is the log itself: a partner with a webhook is owed every entry of
 each list it may read from its ``Delivery.acked_position`` on. Nothing about
 what is owed lives in the broker, so a lost task, a dead worker or a broker
-outage only delays delivery; ``deliveries_sweep`` (Celery beat) finds whoever
+outage only delays delivery; the beat sweep (``deliveries_due``) finds whoever
 is behind and queues them again.
 
 Guarantees: per partner and list, batches go out in log order, one at a time
 (a lease taken with a conditional UPDATE), and a batch keeps its
 ``webhook-id`` and exact body across retries, so a partner that de-duplicates
 by ``webhook-id`` (as Standard Webhooks asks) applies every entry exactly once.
+
+These functions do the work and queue nothing: what queues ``deliver`` tasks
+(after a publish, from the sweep, for a retry) is in ``exchange/push/tasks.py``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import random
 import time
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -33,9 +36,7 @@ from exchange.selectors import delivery_entitled, entries_json_text, partner_lis
 from exchange.ttl_cache import TtlCache
 from hashbank.errors import InvalidInput
 from hashbank.log import checkpoint_at
-from hashbank.models import HashList
-
-logger = logging.getLogger(__name__)
+from hashbank.models import HashList, LogEntry
 
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
 
@@ -73,8 +74,6 @@ def _reseal(sealed: str, partner_id: int) -> str:
 
 def webhook_url_check(url: str) -> str:
     """A webhook URL must be absolute http(s); plain http only where allowed (development)."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidInput("The webhook URL must be an absolute https:// URL.", field="webhook_url")
@@ -164,19 +163,14 @@ def deliveries_memo_clear() -> None:
     _lists_without_push.clear()
 
 
-def deliveries_kick(*, hash_list_id: int) -> None:
-    """Queue a delivery task for every webhook partner of this list (after commit).
-
-    If the broker is unreachable nothing is lost: the sweep queues them later.
-    """
-    from exchange.tasks import deliver
-
+def deliveries_to_kick(*, hash_list_id: int) -> list[int]:
+    """The deliveries of this list that a publish to it should queue now."""
     # Deliveries are created when partners, grants or webhooks change (and by
     # the sweep); here, one indexed query keeps publishing cheap. A delivery
     # whose lease is held is skipped: its worker re-reads the log after
     # releasing the lease (see delivery_run), so it cannot miss these entries.
     if _lists_without_push.get(hash_list_id):
-        return
+        return []
     ids = list(
         Delivery.objects.filter(
             delivery_entitled(),
@@ -187,34 +181,25 @@ def deliveries_kick(*, hash_list_id: int) -> None:
     )
     if not ids and not _has_push(hash_list_id):
         _lists_without_push.put(hash_list_id, True, ttl=settings.HASHBANK_SWEEP_INTERVAL_S)
-    for delivery_id in ids:
-        try:
-            deliver.delay(delivery_id)
-        except Exception as exc:
-            logger.warning("could not queue delivery %s (%s); the sweep will", delivery_id, exc)
-            return
+    return ids
 
 
 def _has_push(hash_list_id: int) -> bool:
     return Delivery.objects.filter(hash_list_id=hash_list_id, partner__active=True).exists()
 
 
-def deliveries_sweep() -> int:
-    """Queue every delivery that is behind, due and not being delivered. Returns how many."""
-    from exchange.tasks import deliver
+def deliveries_due() -> list[int]:
+    """For the sweep: every delivery that is behind, due and not being delivered.
 
+    Creates the deliveries that are missing first (``deliveries_ensure``).
+    """
     deliveries_ensure()
     now = timezone.now()
-    due = (
+    return list(
         Delivery.objects.filter(_owed(), _unleased(now), _retry_due(now))
         .exclude(partner__webhook_url="")
         .values_list("pk", flat=True)
     )
-    count = 0
-    for delivery_id in due:
-        deliver.delay(delivery_id)
-        count += 1
-    return count
 
 
 def backoff_seconds(failures: int) -> float:
@@ -272,7 +257,7 @@ def delivery_run(*, delivery_id: int, max_batches: int = 50) -> str:
     Returns what happened: ``busy`` (another worker holds it, or a retry is not
     due), ``done`` (caught up, or the partner may no longer be sent this list:
     deactivated, or its grant revoked), ``more`` (stopped after ``max_batches``; queue
-    again) or ``failed`` (a retry is scheduled).
+    again) or ``failed`` (a retry is due at ``delivery_retry_at``).
     """
     delivery = _claim(delivery_id)
     if delivery is None:
@@ -347,7 +332,6 @@ def _deliver_leased(delivery: Delivery, max_batches: int) -> str:
             next_attempt_at=now + timedelta(seconds=wait),
             lease_until=None,
         )
-        _schedule_retry(delivery.pk, wait)
         return "failed"
     mine.update(lease_until=None)
     return "more"
@@ -382,21 +366,13 @@ def _post(partner: Partner, webhook_id: str, body: bytes) -> str | None:
     return f"HTTP {response.status_code}: {response.text[:200]}"
 
 
-def _schedule_retry(delivery_id: int, wait: float) -> None:
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        return  # in-process mode: the next publish or sweep retries
-    from exchange.tasks import deliver
-
-    try:
-        deliver.apply_async((delivery_id,), countdown=wait)
-    except Exception as exc:
-        logger.warning("could not schedule retry of delivery %s (%s)", delivery_id, exc)
+def delivery_retry_at(*, delivery_id: int) -> datetime | None:
+    """When a failed delivery may be tried again (None: it need not wait)."""
+    return Delivery.objects.filter(pk=delivery_id).values_list("next_attempt_at", flat=True).first()
 
 
 def delivery_lag(delivery: Delivery) -> tuple[int, float]:
     """(entries not yet acknowledged, age in seconds of the oldest of them)."""
-    from hashbank.models import LogEntry
-
     entries = max(0, delivery.hash_list.log_size - delivery.acked_position)
     if not entries:
         return 0, 0.0

@@ -31,9 +31,9 @@ from threatexchange.exchanges.clients.stopncii.api import (
 
 from cases import case_numbers
 from cases.services import case_withdraw
+from exchange.feeds.stopncii import PageCursor, cursor_token
 from exchange.models import Feedback, FeedbackEvent, ListGrant, Partner
 from exchange.services import partner_create
-from exchange.stopncii import PageCursor, cursor_token
 from hashbank.models import Hash, HashList, Holder, HolderKind, LogEntry
 from hashbank.services import HashInput, hashes_hold, hashes_refresh_published
 from tests.conftest import md5, pdq
@@ -612,8 +612,8 @@ def test_one_record_per_hash_in_a_page_the_latest(keys, make_case, log):
 def test_a_long_stretch_without_records_is_paged_through_without_leaking(
     keys, make_case, log, monkeypatch
 ):
-    monkeypatch.setattr("exchange.stopncii.MIN_CHUNK", 2)
-    monkeypatch.setattr("exchange.stopncii.MAX_CHUNKS_PER_PAGE", 2)
+    monkeypatch.setattr("exchange.feeds.stopncii.MIN_CHUNK", 2)
+    monkeypatch.setattr("exchange.feeds.stopncii.MAX_CHUNKS_PER_PAGE", 2)
     _, secrets = keys
     withdrawn = make_case(*(pdq(f"w{i}") for i in range(10)))
     log.settle(T0 + 100)

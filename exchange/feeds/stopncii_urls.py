@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from exchange import stopncii
+from exchange.feeds import stopncii
 
 urlpatterns = [
     path("FetchHashes", stopncii.FetchHashesApi.as_view(), name="stopncii-fetch-hashes"),

@@ -20,10 +20,10 @@ from cases.serializers import (
     CaseCreateInputSerializer,
     CaseCredentialsSerializer,
     CaseStatusSerializer,
-    ErrorSerializer,
     case_created_data,
     case_status_data,
 )
+from webapi.errors import ErrorSerializer
 
 _ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid input; `field` names it."),

@@ -16,14 +16,14 @@ from hashbank.algorithms import (
     check_quality,
     normalise_value,
 )
-from hashbank.fields import (
+from hashbank.services import HashInput
+from webapi.fields import (
     ClosedSerializer,
     StrictBooleanField,
     StrictCharField,
     StrictEmailField,
     StrictIntegerField,
 )
-from hashbank.services import HashInput
 
 MAX_HASHES_PER_CASE = 20
 
@@ -62,7 +62,7 @@ class HashInputSchema(OpenApiSerializerExtension):
     """
 
     target_class = HashInputSerializer
-    priority = 1  # before hashbank.fields.ClosedSerializerSchema, which its class also matches
+    priority = 1  # before webapi.fields.ClosedSerializerSchema, which its class also matches
 
     def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         variants = {}
@@ -350,9 +350,3 @@ def case_status_data(status: Any) -> dict[str, Any]:
         "withdrawn_at": withdrawn_at,
         "hashes": CaseHashStatusesField().to_representation(status.hashes),
     }
-
-
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    field = serializers.CharField(allow_null=True)

@@ -22,11 +22,11 @@ from django.utils.translation import gettext as _
 from cases import case_numbers, pins
 from cases.models import Case
 from hashbank import db
-from hashbank.errors import InvalidCredentials, InvalidInput, NotEligible
 from hashbank.models import HashList
 from hashbank.selectors import list_id
 from hashbank.services import HashInput, hashes_hold_new_owner, holds_release
 from hashbank.store import HashRow
+from webapi.errors import InvalidCredentials, InvalidInput, NotEligible
 
 logger = logging.getLogger(__name__)
 

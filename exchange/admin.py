@@ -18,7 +18,7 @@ from exchange.delivery import delivery_lag, delivery_redeliver_from, webhook_sec
 from exchange.models import Credential, Delivery, ListGrant, Partner, PartnerListState, Peer
 from exchange.services import PARTNER_KINDS, credentials_revoke, credentials_rotate
 from hashbank import tlog
-from hashbank.errors import DomainError
+from webapi.errors import DomainError
 
 
 class ListGrantInline(admin.TabularInline):

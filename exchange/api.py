@@ -14,7 +14,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cases.serializers import ErrorSerializer
 from exchange import selectors, services
 from exchange.authentication import PartnerTokenAuthentication
 from exchange.models import FeedbackEvent, FeedbackOutcome
@@ -28,9 +27,10 @@ from exchange.serializers import (
     KeysSerializer,
     ListsSerializer,
 )
-from hashbank.fields import ClosedSerializer, StrictCharField
 from hashbank.log import list_origin, list_verifiers
 from hashbank.models import HashList
+from webapi.errors import ErrorSerializer
+from webapi.fields import ClosedSerializer, StrictCharField
 
 _AUTH_ERRORS = {
     401: OpenApiResponse(ErrorSerializer, description="Missing or bad credentials."),

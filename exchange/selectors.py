@@ -17,9 +17,9 @@ from exchange.models import Feedback, FeedbackOutcome, Partner
 from exchange.ttl_cache import TtlCache
 from hashbank import tlog
 from hashbank.db import is_postgres, server_cursor
-from hashbank.errors import InvalidInput, NotFound
 from hashbank.log import current_checkpoint, tree_nodes
 from hashbank.models import HashList, LogEntry
+from webapi.errors import InvalidInput, NotFound
 
 MAX_PAGE = 10_000
 

@@ -25,8 +25,8 @@ from exchange.models import (
 from exchange.selectors import partner_lists
 from exchange.ttl_cache import TtlCache
 from hashbank.algorithms import HashValueError, normalise_value
-from hashbank.errors import InvalidInput
 from hashbank.models import Hash, HashList
+from webapi.errors import InvalidInput
 
 Kind = Credential.Kind
 # What a new partner is given: the native token and the StopNCII-style keys.

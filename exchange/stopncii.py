@@ -39,7 +39,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cases.serializers import ErrorSerializer
 from exchange import selectors, services
 from exchange.api import feedback_results_json
 from exchange.authentication import StopNCIIKeyAuthentication
@@ -47,9 +46,9 @@ from exchange.models import Credential, FeedbackEvent, FeedbackOutcome, ListGran
 from exchange.serializers import QueryInt
 from hashbank import tlog
 from hashbank.algorithms import HashValueError, normalise_value
-from hashbank.errors import InvalidInput
-from hashbank.fields import ClosedSerializer, StrictCharField, StrictIntegerField
 from hashbank.models import HashList, Hold, LogEntry
+from webapi.errors import ErrorSerializer, InvalidInput
+from webapi.fields import ClosedSerializer, StrictCharField, StrictIntegerField
 
 STOPNCII_LIST = "adult"
 DEFAULT_PAGE_SIZE = 800

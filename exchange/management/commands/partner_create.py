@@ -13,8 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from exchange.services import partner_create
-from hashbank.errors import DomainError
 from hashbank.log import list_origin, list_verifiers
+from webapi.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from django.utils.translation import gettext as _
 from django_ratelimit.exceptions import Ratelimited
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,14 @@ class Conflict(DomainError):
 
 def error_body(code: str, message: str, field: str | None, **extra: Any) -> dict[str, Any]:
     return {"code": code, "message": message, "field": field, **extra}
+
+
+# error_body's shape, for the OpenAPI schema of every API's error answers. (A
+# docstring would become the schema's description.)
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
 
 
 def _first_validation_error(detail: Any, path: str = "") -> tuple[str | None, str, str]:

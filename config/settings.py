@@ -178,19 +178,14 @@ _cache_url = envstr("CACHE_URL", "")
 if _cache_url:
     if not _cache_url.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, got {_cache_url!r}")
+    # Rate limits (django-ratelimit) count each client's requests here, so every
+    # process shares the counts.
     CACHES = {
         "default": {
-            "BACKEND": "config.cache.RedisCache",
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": _cache_url,
-        },
-        # django-ratelimit's counters: one round trip per hit (config.cache).
-        "ratelimit": {
-            "BACKEND": "config.cache.RateLimitCache",
-            "LOCATION": _cache_url,
-            "KEY_PREFIX": "rl",
-        },
+        }
     }
-    RATELIMIT_USE_CACHE = "ratelimit"
 else:
     # Per-process cache: fine for one development process. Rate limits need a
     # shared cache in production, so DEBUG-off requires CACHE_URL.

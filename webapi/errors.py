@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "invalid"
 
     def __init__(
         self,
@@ -165,8 +165,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, PermissionDenied | exceptions.PermissionDenied):
         return Response(error_body("forbidden", _("Not allowed."), None), status=403)
     if isinstance(exc, exceptions.Throttled):
-        if exc.wait:
-            headers["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)  # set by DRF, missing from its stubs
+        if wait:
+            headers["Retry-After"] = str(int(wait))
         return Response(
             error_body("rate_limited", _("Too many requests. Please try again later."), None),
             status=429,

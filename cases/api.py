@@ -20,10 +20,8 @@ from cases.serializers import (
     CaseCreateInputSerializer,
     CaseCredentialsSerializer,
     CaseStatusSerializer,
-    ErrorSerializer,
-    case_created_data,
-    case_status_data,
 )
+from webapi.errors import ErrorSerializer
 
 _ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid input; `field` names it."),
@@ -81,7 +79,7 @@ class CaseCreateApi(APIView):
                 "this once, and nobody can recover them for you."
             ),
         }
-        return Response(case_created_data(body), status=status.HTTP_201_CREATED)
+        return Response(CaseCreatedSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 class CaseStatusApi(APIView):
@@ -96,7 +94,7 @@ class CaseStatusApi(APIView):
         serializer = CaseCredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         case = services.case_authenticate(**serializer.validated_data)
-        return Response(case_status_data(selectors.case_status(case=case)))
+        return Response(CaseStatusSerializer(selectors.case_status(case=case)).data)
 
 
 class CaseWithdrawApi(APIView):
@@ -112,4 +110,4 @@ class CaseWithdrawApi(APIView):
         serializer.is_valid(raise_exception=True)
         case = services.case_authenticate(**serializer.validated_data)
         case = services.case_withdraw(case=case)
-        return Response(case_status_data(selectors.case_status(case=case)))
+        return Response(CaseStatusSerializer(selectors.case_status(case=case)).data)

@@ -5,7 +5,6 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import ResolvedComponent
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from hashbank.algorithms import (
@@ -16,14 +15,14 @@ from hashbank.algorithms import (
     check_quality,
     normalise_value,
 )
-from hashbank.fields import (
+from hashbank.services import HashInput
+from webapi.fields import (
     ClosedSerializer,
     StrictBooleanField,
     StrictCharField,
     StrictEmailField,
     StrictIntegerField,
 )
-from hashbank.services import HashInput
 
 MAX_HASHES_PER_CASE = 20
 
@@ -62,7 +61,7 @@ class HashInputSchema(OpenApiSerializerExtension):
     """
 
     target_class = HashInputSerializer
-    priority = 1  # before hashbank.fields.ClosedSerializerSchema, which its class also matches
+    priority = 1  # before webapi.fields.ClosedSerializerSchema, which its class also matches
 
     def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         variants = {}
@@ -106,75 +105,7 @@ class HashInputSchema(OpenApiSerializerExtension):
         }
 
 
-_HASH_KEYS = frozenset({"algorithm", "value", "quality"})
-
-
-def _hashes_fast(data: Any) -> list[HashInput] | None:
-    """The hashes of a well-formed list, or None to let the serializers judge it.
-
-    Validating 20 hashes through nested serializers costs more than the rest of
-    the request besides the PIN hash. This accepts exactly what they accept
-    when nothing is wrong, and hands anything unusual back to them, so every
-    error (and its wording) still comes from one place.
-    """
-    if not isinstance(data, list) or not 1 <= len(data) <= MAX_HASHES_PER_CASE:
-        return None
-    result: list[HashInput] = []
-    for item in data:
-        if type(item) is not dict or not item.keys() <= _HASH_KEYS:
-            return None
-        algorithm, value, quality = item.get("algorithm"), item.get("value"), item.get("quality")
-        if type(algorithm) is not str or type(value) is not str or len(value) > 512:
-            return None
-        if quality is not None and type(quality) is not int:
-            return None
-        try:
-            value = normalise_value(algorithm, value)
-            quality = check_quality(algorithm, quality)
-        except HashValueError:
-            return None
-        result.append(HashInput(algorithm=algorithm, value=value, quality=quality))
-    return result
-
-
-_CREATE_KEYS = frozenset({"eligibility", "hashes", "pin", "email"})
-_ELIGIBILITY_KEYS = frozenset(EligibilitySerializer._declared_fields)
-
-
-def _create_fast(data: Any) -> dict[str, Any] | None:
-    """The validated form of a well-formed case body, or None to let the serializers judge it.
-
-    Like ``_hashes_fast``, for the whole body: building the serializers' fields
-    (DRF deep-copies them for every instance) cost as much as validating them.
-    Anything unusual (an email address, a PIN outside plain ASCII, a duplicate
-    hash, any wrong type or key) goes to the serializers.
-    """
-    if type(data) is not dict or not data.keys() <= _CREATE_KEYS or "email" in data:
-        return None
-    eligibility = data.get("eligibility")
-    if type(eligibility) is not dict or eligibility.keys() != _ELIGIBILITY_KEYS:
-        return None
-    if any(type(answer) is not bool for answer in eligibility.values()):
-        return None
-    hashes = _hashes_fast(data.get("hashes"))
-    if hashes is None or len({(h.algorithm, h.value) for h in hashes}) != len(hashes):
-        return None
-    validated: dict[str, Any] = {"eligibility": dict(eligibility), "hashes": hashes}
-    if "pin" in data:
-        pin = data["pin"]
-        if type(pin) is not str or not 6 <= len(pin) <= 128:
-            return None
-        if not pin.isascii() or "\x00" in pin:
-            return None
-        validated["pin"] = pin
-    return validated
-
-
 class HashListField(serializers.ListSerializer):
-    def to_internal_value(self, data: Any) -> list[HashInput]:
-        fast = _hashes_fast(data)
-        return fast if fast is not None else super().to_internal_value(data)
-
     def validate(self, attrs: list[HashInput]) -> list[HashInput]:
         seen: set[tuple[str, str]] = set()
         for position, item in enumerate(attrs):
@@ -222,40 +153,10 @@ class CaseCreateInputSerializer(ClosedSerializer):
         help_text="Optional: the case number is emailed here once. The address is never stored.",
     )
 
-    def run_validation(self, data: Any = serializers.empty) -> Any:
-        fast = _create_fast(data)
-        return fast if fast is not None else super().run_validation(data)
-
-
-_CREDENTIAL_KEYS = frozenset({"case_number", "pin"})
-
-
-def _credentials_fast(data: Any) -> dict[str, str] | None:
-    """The validated credentials of a well-formed body, or None to let the serializer judge.
-
-    As ``_create_fast``: exactly what the serializer accepts when nothing is
-    unusual (two non-empty ASCII strings within their lengths); anything else
-    goes to the serializer, so every error still comes from it.
-    """
-    if type(data) is not dict or data.keys() != _CREDENTIAL_KEYS:
-        return None
-    number, pin = data["case_number"], data["pin"]
-    if type(number) is not str or type(pin) is not str:
-        return None
-    if not (0 < len(number) <= 64 and 0 < len(pin) <= 128):
-        return None
-    if not (number.isascii() and pin.isascii()) or "\x00" in number or "\x00" in pin:
-        return None
-    return {"case_number": number, "pin": pin}
-
 
 class CaseCredentialsSerializer(ClosedSerializer):
     case_number = StrictCharField(max_length=64, trim_whitespace=False)
     pin = StrictCharField(max_length=128, trim_whitespace=False)
-
-    def run_validation(self, data: Any = serializers.empty) -> Any:
-        fast = _credentials_fast(data)
-        return fast if fast is not None else super().run_validation(data)
 
 
 class CaseHashSerializer(serializers.Serializer):
@@ -274,59 +175,13 @@ class CaseHashStatusSerializer(CaseHashSerializer):
     )
 
 
-class _HashStatusesField(serializers.Field):
-    """A case's hashes (``cases.selectors.CaseHashStatus``) as ``item`` would render them.
-
-    Their attributes are already the JSON types, so one dict per hash replaces a
-    serializer per hash; the schema is the nested serializer's.
-    """
-
-    item: type[serializers.Serializer]
-    _names: tuple[str, ...] | None = None
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        if cls._names is None:
-            cls._names = tuple(cls.item().fields)
-        return cls._names
-
-    def to_representation(self, value: Any) -> list[dict[str, Any]]:
-        names = self.names()
-        return [{name: getattr(item, name) for name in names} for item in value]
-
-
-@extend_schema_field(CaseHashSerializer(many=True))
-class CaseHashesField(_HashStatusesField):
-    item = CaseHashSerializer
-
-
-@extend_schema_field(CaseHashStatusSerializer(many=True))
-class CaseHashStatusesField(_HashStatusesField):
-    item = CaseHashStatusSerializer
-
-
 class CaseCreatedSerializer(serializers.Serializer):
     case_number = serializers.CharField(help_text="Shown once. It cannot be recovered.")
     pin = serializers.CharField(help_text="Shown once. It cannot be recovered.")
     list = serializers.CharField()
     created_at = serializers.DateTimeField()
-    hashes = CaseHashesField()
+    hashes = CaseHashSerializer(many=True)
     message = serializers.CharField()
-
-
-_TIMESTAMP = serializers.DateTimeField()
-
-
-def case_created_data(created: dict[str, Any]) -> dict[str, Any]:
-    """``CaseCreatedSerializer(created).data``, without building a serializer per request."""
-    return {
-        "case_number": str(created["case_number"]),
-        "pin": str(created["pin"]),
-        "list": str(created["list"]),
-        "created_at": _TIMESTAMP.to_representation(created["created_at"]),
-        "hashes": CaseHashesField().to_representation(created["hashes"]),
-        "message": str(created["message"]),
-    }
 
 
 class CaseStatusSerializer(serializers.Serializer):
@@ -334,25 +189,4 @@ class CaseStatusSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=["active", "withdrawn"])
     created_at = serializers.DateTimeField()
     withdrawn_at = serializers.DateTimeField(allow_null=True)
-    hashes = CaseHashStatusesField()
-
-
-def case_status_data(status: Any) -> dict[str, Any]:
-    """``CaseStatusSerializer(status).data`` (a ``cases.selectors.CaseStatus``), without
-    building a serializer per request."""
-    withdrawn_at = status.withdrawn_at
-    if withdrawn_at is not None:
-        withdrawn_at = _TIMESTAMP.to_representation(withdrawn_at)
-    return {
-        "list": str(status.list),
-        "state": str(status.state),
-        "created_at": _TIMESTAMP.to_representation(status.created_at),
-        "withdrawn_at": withdrawn_at,
-        "hashes": CaseHashStatusesField().to_representation(status.hashes),
-    }
-
-
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    field = serializers.CharField(allow_null=True)
+    hashes = CaseHashStatusSerializer(many=True)

@@ -21,10 +21,10 @@ from django.utils.translation import gettext as _
 
 from cases import case_numbers, pins
 from cases.models import Case
-from hashbank.errors import InvalidCredentials, InvalidInput, NotEligible
 from hashbank.models import Hash, HashList
 from hashbank.selectors import list_id
 from hashbank.services import HashInput, hashes_hold, holds_release
+from webapi.errors import InvalidCredentials, InvalidInput, NotEligible
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,9 @@
 from django.urls import path
 
 from cases.api import CaseCreateApi, CaseStatusApi, CaseWithdrawApi
-from hashbank.jsonapi import json_post_view
 
 urlpatterns = [
-    path("cases", json_post_view(CaseCreateApi), name="case-create"),
-    path("cases/status", json_post_view(CaseStatusApi), name="case-status"),
-    path("cases/withdraw", json_post_view(CaseWithdrawApi), name="case-withdraw"),
+    path("cases", CaseCreateApi.as_view(), name="case-create"),
+    path("cases/status", CaseStatusApi.as_view(), name="case-status"),
+    path("cases/withdraw", CaseWithdrawApi.as_view(), name="case-withdraw"),
 ]

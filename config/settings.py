@@ -115,7 +115,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "hashbank.middleware.ApiRequestGuard",
+    "webapi.guard.ApiRequestGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -169,19 +169,14 @@ _cache_url = envstr("CACHE_URL", "")
 if _cache_url:
     if not _cache_url.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, got {_cache_url!r}")
+    # Rate limits (django-ratelimit) count each client's requests here, so every
+    # process shares the counts.
     CACHES = {
         "default": {
-            "BACKEND": "config.cache.RedisCache",
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": _cache_url,
-        },
-        # django-ratelimit's counters: one round trip per hit (config.cache).
-        "ratelimit": {
-            "BACKEND": "config.cache.RateLimitCache",
-            "LOCATION": _cache_url,
-            "KEY_PREFIX": "rl",
-        },
+        }
     }
-    RATELIMIT_USE_CACHE = "ratelimit"
 else:
     # Per-process cache: fine for one development process. Rate limits need a
     # shared cache in production, so DEBUG-off requires CACHE_URL.
@@ -224,7 +219,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "hashbank.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "webapi.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }

@@ -20,7 +20,7 @@ from exchange.push.services import delivery_lag, webhook_secret_issue
 from exchange.push.tasks import delivery_redeliver
 from exchange.services import PARTNER_KINDS, credentials_revoke, credentials_rotate
 from hashbank import tlog
-from hashbank.errors import DomainError
+from webapi.errors import DomainError
 
 
 class ListGrantInline(admin.TabularInline):

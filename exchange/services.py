@@ -18,8 +18,8 @@ from exchange.models import (
     Partner,
 )
 from exchange.ttl_cache import TtlCache
-from hashbank.errors import InvalidInput
 from hashbank.models import HashList
+from webapi.errors import InvalidInput
 
 Kind = Credential.Kind
 # What a new partner is given: the native token and the StopNCII-style keys.

@@ -15,8 +15,13 @@ def test_the_schema_documents_the_case_endpoints(client):
     assert response.status_code == 200
     schema = yaml.safe_load(response.content)
     paths = schema["paths"]
-    for path in ("/api/v1/cases", "/api/v1/cases/status", "/api/v1/cases/withdraw"):
-        assert "post" in paths[path], path
+    for path, operation in (
+        ("/api/v1/cases", "case_create"),
+        ("/api/v1/cases/status", "case_status"),
+        ("/api/v1/cases/withdraw", "case_withdraw"),
+    ):
+        assert set(paths[path]) == {"post"}, path
+        assert paths[path]["post"]["operationId"] == operation
     create = paths["/api/v1/cases"]["post"]
     assert {"201", "400", "413", "415", "422", "429"} <= set(create["responses"])
     assert "403" in paths["/api/v1/cases/status"]["post"]["responses"]

@@ -45,11 +45,11 @@ from django.utils import timezone
 from exchange import secret_box
 from exchange.models import Peer, PeerEntry
 from hashbank import tlog
-from hashbank.errors import Conflict, InvalidInput
 from hashbank.log import list_origin
 from hashbank.models import HashList
 from hashbank.services import HashInput, hashes_hold, hashes_release, holds_release
 from scripts import partner_sync as ps
+from webapi.errors import Conflict, InvalidInput
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cases.serializers import ErrorSerializer
 from exchange.authentication import PartnerTokenAuthentication
 from exchange.feeds import selectors, services
 from exchange.feeds.serializers import (
@@ -29,9 +28,10 @@ from exchange.feeds.serializers import (
 )
 from exchange.models import FeedbackEvent, FeedbackOutcome
 from exchange.selectors import partner_lists
-from hashbank.fields import ClosedSerializer, StrictCharField
 from hashbank.log import list_origin, list_verifiers
 from hashbank.models import HashList
+from webapi.errors import ErrorSerializer
+from webapi.fields import ClosedSerializer, StrictCharField
 
 _AUTH_ERRORS = {
     401: OpenApiResponse(ErrorSerializer, description="Missing or bad credentials."),

@@ -14,9 +14,9 @@ from exchange.models import Partner
 from exchange.selectors import entries_json_text, partner_lists
 from exchange.ttl_cache import TtlCache
 from hashbank import tlog
-from hashbank.errors import InvalidInput, NotFound
 from hashbank.log import current_checkpoint, tree_nodes
 from hashbank.models import HashList
+from webapi.errors import InvalidInput, NotFound
 
 MAX_PAGE = 10_000
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from exchange.feeds.selectors import MAX_PAGE
-from hashbank.fields import ClosedSerializer
+from webapi.fields import ClosedSerializer
 
 
 class QueryInt(serializers.IntegerField):

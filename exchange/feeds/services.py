@@ -11,8 +11,8 @@ from django.utils import timezone
 from exchange.models import Feedback, FeedbackEvent, FeedbackOutcome, Partner, PartnerListState
 from exchange.selectors import partner_lists
 from hashbank.algorithms import HashValueError, normalise_value
-from hashbank.errors import InvalidInput
 from hashbank.models import Hash, HashList
+from webapi.errors import InvalidInput
 
 
 def partner_record_fetch(*, partner: Partner, hash_list: HashList, position: int) -> None:

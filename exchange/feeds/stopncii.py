@@ -39,7 +39,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cases.serializers import ErrorSerializer
 from exchange.authentication import StopNCIIKeyAuthentication
 from exchange.feeds import selectors, services
 from exchange.feeds.api import feedback_results_json
@@ -47,9 +46,9 @@ from exchange.feeds.serializers import QueryInt
 from exchange.models import Credential, FeedbackEvent, FeedbackOutcome, ListGrant, Partner
 from hashbank import tlog
 from hashbank.algorithms import HashValueError, normalise_value
-from hashbank.errors import InvalidInput
-from hashbank.fields import ClosedSerializer, StrictCharField, StrictIntegerField
 from hashbank.models import HashList, Hold, HolderKind, LogEntry
+from webapi.errors import ErrorSerializer, InvalidInput
+from webapi.fields import ClosedSerializer, StrictCharField, StrictIntegerField
 
 STOPNCII_LIST = "adult"
 DEFAULT_PAGE_SIZE = 800

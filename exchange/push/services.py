@@ -34,9 +34,9 @@ from exchange import secret_box, webhook_signing
 from exchange.models import Delivery, Partner
 from exchange.selectors import delivery_entitled, entries_json_text, partner_lists
 from exchange.ttl_cache import TtlCache
-from hashbank.errors import InvalidInput
 from hashbank.log import checkpoint_at
 from hashbank.models import HashList, LogEntry
+from webapi.errors import InvalidInput
 
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
 

@@ -295,3 +295,20 @@ def test_it_starts_in_development_with_only_debug_and_generates_private_secrets(
     assert len(set(first.values())) == len(names)
     assert first["SECRET_KEY"] == (var_dir / "dev-secret-key").read_text("utf-8").strip()
     assert first["HASHBANK_CASE_KEY"] == (var_dir / "dev-case-key").read_text("utf-8").strip()
+
+
+def test_rate_limits_count_in_djangos_redis_cache_or_without_cache_url_in_memory(
+    tmp_path: Path,
+) -> None:
+    development = {**base_env(tmp_path / "var"), "DEBUG": "1"}
+    with_redis = {**development, "CACHE_URL": "redis://127.0.0.1:6379/0"}
+
+    assert loaded_settings(with_redis, "CACHES")["CACHES"] == {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/0",
+        }
+    }
+    assert loaded_settings(development, "CACHES")["CACHES"] == {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    }

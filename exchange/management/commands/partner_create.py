@@ -14,8 +14,8 @@ from django.db import transaction
 
 from exchange.push.services import partner_webhook_set
 from exchange.services import partner_create
-from hashbank.errors import DomainError
 from hashbank.log import list_origin, list_verifiers
+from webapi.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from exchange.models import Partner
 from exchange.push.services import partner_webhook_set, webhook_secret_issue
-from hashbank.errors import DomainError
+from webapi.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from exchange.federation.services import peer_add, peer_origin, peer_vkeys
-from hashbank.errors import DomainError
+from webapi.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -30,7 +30,6 @@ from exchange.federation.services import peer_add, peer_resume, peer_sync
 from exchange.models import Peer, PeerEntry
 from exchange.services import partner_create
 from hashbank import tlog
-from hashbank.errors import Conflict, InvalidInput
 from hashbank.log import list_origin, list_verifiers
 from hashbank.models import Hash, HashList, Holder, HolderKind, LogEntry
 from hashbank.services import HashInput, hashes_hold, holds_release
@@ -45,6 +44,7 @@ from tests.scripts.test_partner_sync import (
     serve,
     signer,
 )
+from webapi.errors import Conflict, InvalidInput
 
 FAKE_ORIGIN = "bank.test/lists/adult"
 PEER_999 = Holder(HolderKind.PEER, 999)

@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 from cases.services import case_withdraw
 from exchange.feeds.services import FeedbackItem, feedback_submit
 from exchange.models import Feedback, FeedbackEvent
-from hashbank.errors import InvalidInput
 from tests.conftest import md5, pdq
+from webapi.errors import InvalidInput
 
 pytestmark = pytest.mark.django_db
 

@@ -27,10 +27,10 @@ from exchange.push.tasks import deliveries_sweep
 from exchange.selectors import delivery_entitled, partner_lists
 from exchange.services import partner_grant
 from hashbank import tlog
-from hashbank.errors import InvalidInput
 from hashbank.models import HashList
 from tests.conftest import md5, pdq
 from tests.exchange.push.receiver import Receiver, serve
+from webapi.errors import InvalidInput
 
 pytestmark = pytest.mark.django_db
 

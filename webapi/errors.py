@@ -15,15 +15,15 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from django.utils.translation import gettext as _
 from django_ratelimit.exceptions import Ratelimited
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "invalid"
 
     def __init__(
         self,
@@ -74,6 +74,14 @@ class Conflict(DomainError):
 
 def error_body(code: str, message: str, field: str | None, **extra: Any) -> dict[str, Any]:
     return {"code": code, "message": message, "field": field, **extra}
+
+
+# error_body's shape, for the OpenAPI schema of every API's error answers. (A
+# docstring would become the schema's description.)
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
 
 
 def _first_validation_error(detail: Any, path: str = "") -> tuple[str | None, str, str]:
@@ -157,8 +165,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, PermissionDenied | exceptions.PermissionDenied):
         return Response(error_body("forbidden", _("Not allowed."), None), status=403)
     if isinstance(exc, exceptions.Throttled):
-        if exc.wait:
-            headers["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)  # set by DRF, missing from its stubs
+        if wait:
+            headers["Retry-After"] = str(int(wait))
         return Response(
             error_body("rate_limited", _("Too many requests. Please try again later."), None),
             status=429,

@@ -60,9 +60,8 @@ class ClosedSerializer(serializers.Serializer):
             if unknown:
                 # The name is echoed in `field`: escape lone surrogates, which can't be encoded.
                 name = unknown[0].encode("utf-8", "backslashreplace").decode("utf-8")
-                raise serializers.ValidationError(
-                    {name: [serializers.ErrorDetail(_("Unknown field."), code="unknown_field")]}
-                )
+                error = serializers.ErrorDetail(str(_("Unknown field.")), code="unknown_field")
+                raise serializers.ValidationError({name: [error]})
         return super().to_internal_value(data)
 
 

@@ -14,7 +14,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 
-from hashbank.errors import error_body
+from webapi.errors import error_body
 
 API_PREFIXES = ("/api/v1/", "/exchange/", "/stopncii/")
 # Partners post feedback in batches; victims' case bodies are tiny.

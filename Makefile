@@ -36,6 +36,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/python -m mypy hashbank cases exchange config reviewers webapi
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -19,7 +19,11 @@ Notes on images:
 * Any colour mode (transparency, palette, greyscale, CMYK, 16 bit ...) is converted
   to 8-bit RGB first. Transparency is dropped, not blended.
 * Animated GIFs (and multi-page TIFFs) are hashed from their FIRST frame only.
-* The EXIF orientation tag is not applied, as in the reference implementations.
+* The EXIF orientation tag is applied: a photo is hashed upright, as a person
+  sees it and as platforms that re-encode uploads store it, and as the web page
+  hashes it in the browser (cases/static/cases/hash-file.js). The reference
+  implementations hash the stored pixels; for a photo without the tag (or
+  with orientation 1) the two are the same.
 * Pillow's decompression-bomb limit stays on: an image with an absurd number of
   pixels is refused with a clear message.
 * PDQ hashes with a quality below 50 are left out (with a warning), because the
@@ -56,7 +60,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import pdqhash
 import requests
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
@@ -323,7 +327,7 @@ def _hash_image(path: Path) -> HashResult:
                 frames = 1
                 if im.format in ("GIF", "PNG", "TIFF"):
                     frames = int(getattr(im, "n_frames", 1) or 1)
-                rgb = _to_rgb(im)
+                rgb = _to_rgb(ImageOps.exif_transpose(im))
     except Image.DecompressionBombError as exc:
         raise MediaError(
             path,

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from scripts.bench_pdq_browser import CHROMEDRIVER, CHROMIUM, PAGE, run_browser, static_server
@@ -79,6 +80,8 @@ def answers() -> Iterator[dict[str, list[dict[str, Any]]]]:
         for name, content in refused.items():
             (site / name).write_bytes(content)
             files.append({"url": f"/{name}", "name": name})
+        _rotated_photo(site / ROTATED)
+        files.append({"url": f"/{ROTATED}", "name": ROTATED})
         (site / "config.json").write_text(json.dumps({"files": files}))
         (site / "index.html").write_text(PAGE)
         (site / "bench.js").write_text(DRIVER_JS)
@@ -87,6 +90,22 @@ def answers() -> Iterator[dict[str, list[dict[str, Any]]]]:
     assert "error" not in result, result.get("error")
     by_id = result["messages"]
     yield {f["name"]: by_id.get(f"f{i}", []) for i, f in enumerate(files)}
+
+
+ROTATED = "portrait.jpg"
+
+
+def _rotated_photo(path: Path) -> None:
+    """A JPEG stored sideways with EXIF orientation 6, as phones save portrait photos."""
+    from PIL import Image
+
+    pixels = np.zeros((120, 200, 3), np.uint8)
+    pixels[:, :70] = (230, 40, 40)  # an asymmetric picture: rotation changes its hash
+    pixels[20:50, 120:190] = (20, 200, 90)
+    pixels[::7, :, 2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(path, quality=95, exif=exif)
 
 
 def _answer(messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -124,6 +143,18 @@ def test_images_hash_like_the_python_tool(answers: dict[str, list[dict[str, Any]
         distance = (int(done["value"], 16) ^ int(row["pdq_hex"], 16)).bit_count()
         assert distance <= 4, row["path"]
         assert abs(done["quality"] - int(row["pdq_quality"])) <= 2, row["path"]
+
+
+def test_a_rotated_photo_hashes_upright_like_the_python_tool(
+    answers: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    from scripts.hash_media import hash_file
+
+    _rotated_photo(tmp_path / ROTATED)
+    cli = hash_file(tmp_path / ROTATED)
+    done = _answer(answers[ROTATED])
+    assert (int(done["value"], 16) ^ int(cli.value, 16)).bit_count() <= 4
+    assert abs(done["quality"] - cli.quality) <= 2
 
 
 def test_videos_md5_like_the_python_tool(answers: dict[str, list[dict[str, Any]]]) -> None:

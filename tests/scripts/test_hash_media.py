@@ -990,3 +990,23 @@ def test_live_submit_refused(
         assert refusal["field"] in err
     assert "case_number" not in out
     _assert_hashes_only(request)
+
+
+def test_a_photo_with_exif_orientation_is_hashed_upright(tmp_path: Path) -> None:
+    """Phones save portrait photos sideways with an orientation tag; the hash is of what
+    a person sees (as the web page's is), not of the stored, sideways pixels."""
+    pixels = np.zeros((120, 200, 3), np.uint8)
+    pixels[:, :70] = (230, 40, 40)
+    pixels[20:50, 120:190] = (20, 200, 90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    tagged = tmp_path / "portrait.jpg"
+    Image.fromarray(pixels).save(tagged, quality=95, exif=exif)
+    with Image.open(tagged) as im:
+        upright = tmp_path / "upright.png"
+        im.transpose(Image.Transpose.ROTATE_270).save(upright)
+        sideways = tmp_path / "sideways.png"
+        im.save(sideways)
+    result = hash_media.hash_file(tagged)
+    assert distance(result.value, hash_media.hash_file(upright).value) == 0
+    assert distance(result.value, hash_media.hash_file(sideways).value) > 32

@@ -20,9 +20,9 @@ const UNDECODABLE_TYPES = new Set(["image/tiff", "image/vnd.adobe.photoshop", "i
 const VIDEO_EXTENSIONS = new Set(["mp4", "mov", "avi", "qt", "wmv"]);
 
 // EXIF orientation: "from-image" hashes the photo the way it is shown, as a
-// platform that stores it upright would. scripts/hash_media.py hashes the
-// pixels as stored ("none" here) instead, so for a photo whose EXIF says
-// "rotated" the two give different hashes.
+// platform that stores it upright would; scripts/hash_media.py applies the
+// tag too, so the page and the command line give one hash for one file
+// (tests/cases/test_hash_worker.py checks a rotated photo).
 const ORIENTATION = "from-image";
 
 /** A file that can't be hashed; `code` is what the page shows a message for. */

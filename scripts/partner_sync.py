@@ -23,7 +23,8 @@ Usage::
     hashbank-sync match --state-dir D --pdq HEX [--distance 31]     # near PDQ matches
     hashbank-sync keys --base-url URL [--list adult]                # keys the server publishes
 
-(``hashbank-sync --state-dir D ...`` without a command means ``sync``.)
+(``hashbank-sync --state-dir D ...`` without a command means ``sync``. From a checkout that
+is not pip-installed, run ``python -m scripts.partner_sync ...`` from the repository root.)
 
 Files in the state directory:
 

@@ -14,7 +14,7 @@ import ipaddress
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
@@ -217,7 +217,7 @@ class BankClient:
 
     def pages(
         self, slug: str, start: int, end: int, page_size: int, prefetch: int
-    ) -> Iterator[tuple[int, dict[str, Any]]]:
+    ) -> Generator[tuple[int, dict[str, Any]]]:
         """Yield ``(start, page)`` for the entries [start, end), page after page.
 
         A page that holds no entry list ends the iteration (the caller reports it). With

@@ -30,7 +30,8 @@ _PDQ_HEX_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 
 def _row_popcount(x: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(x).sum(axis=1, dtype=np.int32)
+    counts: np.ndarray = np.bitwise_count(x).sum(axis=1, dtype=np.int32)
+    return counts
 
 
 def _pdq_words(value: str) -> np.ndarray:
@@ -54,9 +55,9 @@ def pdq_array(store: LocalStore) -> np.ndarray:
         path = _cache_path(store, size, root)
         if path.exists():
             try:
-                arr = np.load(path, mmap_mode="r", allow_pickle=False)
-                if arr.dtype == np.uint64 and arr.ndim == 2 and arr.shape[1] == 4:
-                    return arr
+                cached: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+                if cached.dtype == np.uint64 and cached.ndim == 2 and cached.shape[1] == 4:
+                    return cached
             except (OSError, ValueError):
                 pass
         (count,) = conn.execute(
@@ -91,7 +92,7 @@ def pdq_array(store: LocalStore) -> np.ndarray:
             raise
     finally:
         conn.execute("COMMIT")
-    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    arr: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
     for old in store.dir.glob("pdq-*.npy"):
         if old != path:
             with contextlib.suppress(OSError):

@@ -161,10 +161,12 @@ class LocalStore:
 
     def count(self, algorithm: str | None = None) -> int:
         if algorithm is None:
-            return self.conn.execute("SELECT count(*) FROM hashes").fetchone()[0]
-        return self.conn.execute(
-            "SELECT count(*) FROM hashes WHERE algorithm = ?", (algorithm,)
-        ).fetchone()[0]
+            (count,) = self.conn.execute("SELECT count(*) FROM hashes").fetchone()
+        else:
+            (count,) = self.conn.execute(
+                "SELECT count(*) FROM hashes WHERE algorithm = ?", (algorithm,)
+            ).fetchone()
+        return int(count)
 
     def contains(self, algorithm: str, value: str) -> bool:
         """Is this exact hash currently published in the list? (case-insensitive hex)"""

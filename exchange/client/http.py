@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 from exchange.client import PROG, VERSION
@@ -82,6 +82,14 @@ class _Retry(Retry):
     # urllib3 also retries a 413 that carries Retry-After; this client retries exactly
     # RETRY_STATUSES, with or without the header.
     RETRY_AFTER_STATUS_CODES = RETRY_STATUSES
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        # A Retry-After that is neither seconds nor an HTTP date means the backoff applies
+        # (0 = no wait asked); urllib3 would give up on the request instead.
+        try:
+            return super().parse_retry_after(retry_after)
+        except InvalidHeader:
+            return 0
 
 
 def retry_policy(*, retries: int, backoff: float, max_wait: int = MAX_RETRY_AFTER) -> Retry:

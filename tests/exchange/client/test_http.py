@@ -90,6 +90,14 @@ def test_retry_after_is_capped(bank: FakeBank) -> None:
     assert 0.95 <= second - first < 10
 
 
+def test_a_malformed_retry_after_falls_back_to_the_backoff(bank: FakeBank) -> None:
+    bank.fail_next = [503]
+    bank.fail_headers = {"Retry-After": "soon"}
+    with BankClient(bank.url, TOKEN, retries=1, backoff=0) as client:
+        assert client.checkpoint(SLUG) == bank.log.note().encode()
+    assert len(bank.requests) == 2
+
+
 def test_backoff_without_retry_after(bank: FakeBank) -> None:
     bank.fail_next = [500, 502, 504]
     with BankClient(bank.url, TOKEN, retries=3, backoff=0.2) as client:

@@ -1,10 +1,11 @@
-"""``BankClient``: the partner pull API over HTTP (``docs/LOG_FORMAT.md`` section 5).
+"""``BankClient``: the partner pull API over HTTP (what it serves: ``docs/LOG_FORMAT.md`` 5-6).
 
-GETs only, all idempotent, so every transient failure is retried: by urllib3's ``Retry``
-(connection errors, timeouts before the answer, and HTTP 429/500/502/503/504), waiting the
-exponential backoff or the server's ``Retry-After``, both capped. Answers are read in
-chunks up to a cap, so a broken or hostile server cannot make the client hold more than
-``MAX_PAGE_BYTES``. Nothing here verifies what was served: see :mod:`exchange.client.verify`.
+GETs only, all idempotent, so every transient failure is retried, by one urllib3 ``Retry``
+policy: connection errors, timeouts, HTTP 429/500/502/503/504 and answers that break off in
+their body, waiting the exponential backoff or the server's ``Retry-After``, both capped.
+Answers are read in chunks up to a cap, so a broken or hostile server cannot make the client
+hold more than ``MAX_PAGE_BYTES``. Nothing here verifies what was served: see
+:mod:`exchange.client.verify`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InvalidHeader, MaxRetryError
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
 from exchange.client import PROG, VERSION
@@ -113,6 +114,10 @@ def retry_policy(*, retries: int, backoff: float, max_wait: int = MAX_RETRY_AFTE
 _DONE: Final = object()
 
 
+class _BrokenBody(Exception):
+    """The answer's body broke off (connection reset or timed out while it was read)."""
+
+
 class BankClient:
     """The partner pull API of one bank (``base_url`` as ``normalize_base_url`` returns it)."""
 
@@ -130,9 +135,8 @@ class BankClient:
         self.timeout = timeout
         self.retries = retries
         self.session = requests.Session()
-        adapter = HTTPAdapter(
-            max_retries=retry_policy(retries=retries, backoff=backoff, max_wait=max_retry_after)
-        )
+        self._retry = retry_policy(retries=retries, backoff=backoff, max_wait=max_retry_after)
+        adapter = HTTPAdapter(max_retries=self._retry)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self._headers = {"User-Agent": f"{PROG}/{VERSION}"}
@@ -163,26 +167,24 @@ class BankClient:
         """GET ``url`` and return the body of a 200 answer (transient failures are retried)."""
         headers = self._headers if auth else {"User-Agent": self._headers["User-Agent"]}
         shown = url + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
-        try:
-            resp = self.session.get(
-                url, params=params, headers=headers, timeout=self.timeout, stream=True
-            )
-            with resp:
-                status = resp.status_code
-                if status == 200:
-                    return _read(resp, max_bytes, shown)
-                body = _read(resp, MAX_ERROR_BYTES, shown, truncate=True)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            # Retried by urllib3 until the budget ran out (MaxRetryError), unless the
-            # answer broke off while its body was read (that is not retried).
-            spent = bool(exc.args) and isinstance(exc.args[0], MaxRetryError)
-            attempts = self.retries + 1 if spent else 1
-            raise ServerError(
-                f"GET {shown} failed after {attempts} attempt(s): {type(exc).__name__}: {exc}",
-                url=shown,
-            ) from None
-        except requests.RequestException as exc:
-            raise ServerError(f"GET {shown} failed: {exc}", url=shown) from None
+        # urllib3 retries a request until its answer's headers arrive; an answer that breaks
+        # off in its body is retried here, with the same policy.
+        retry = self._retry
+        while True:
+            try:
+                status, body = self._get_once(url, params, headers, max_bytes, shown)
+                break
+            except _BrokenBody as exc:
+                try:
+                    retry = retry.increment("GET", url, error=ProtocolError(str(exc)))
+                except MaxRetryError:
+                    raise ServerError(
+                        f"GET {shown}: the answer broke off {self.retries + 1} time(s): {exc}",
+                        url=shown,
+                    ) from None
+                retry.sleep()
+        if status == 200:
+            return body
         excerpt = body.decode("utf-8", "replace").strip()[:300]
         if status == 401:
             raise AuthError(
@@ -204,6 +206,41 @@ class BankClient:
             status=status,
             url=shown,
         )
+
+    def _get_once(
+        self,
+        url: str,
+        params: dict[str, int] | None,
+        headers: dict[str, str],
+        max_bytes: int,
+        shown: str,
+    ) -> tuple[int, bytes]:
+        """One GET (retried by urllib3 until its headers arrive): ``(status, body)``.
+
+        The body of an error answer is read up to ``MAX_ERROR_BYTES``, to quote it.
+        """
+        try:
+            resp = self.session.get(
+                url, params=params, headers=headers, timeout=self.timeout, stream=True
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ServerError(
+                f"GET {shown} failed after {self.retries + 1} attempt(s): "
+                f"{type(exc).__name__}: {exc}",
+                url=shown,
+            ) from None
+        except requests.RequestException as exc:
+            raise ServerError(f"GET {shown} failed: {exc}", url=shown) from None
+        with resp:
+            status = resp.status_code
+            try:
+                if status == 200:
+                    return status, _read(resp, max_bytes, shown)
+                return status, _read(resp, MAX_ERROR_BYTES, shown, truncate=True)
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                raise _BrokenBody(f"{type(exc).__name__}: {exc}") from None
+            except requests.RequestException as exc:
+                raise ServerError(f"GET {shown} failed: {exc}", url=shown) from None
 
     def checkpoint(self, slug: str) -> bytes:
         """The newest signed note of the list (raw bytes, not verified)."""

@@ -166,6 +166,7 @@ class FakeBank:
         self.max_limit = 10_000
         self.fail_next: list[int] = []  # statuses to answer the next requests with
         self.fail_headers: dict[str, str] = {}  # sent with every error answer
+        self.cut_next = 0  # the next answers stop halfway through their body
         self.delay_next: list[float] = []  # seconds to sleep before the next answers
         self.raw_entries_body: bytes | None = None
         self.on_request: Callable[[str, dict[str, str]], None] | None = None
@@ -263,6 +264,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             )
         except Exception as exc:  # a broken knob: answer 500 rather than hang
             status, ctype, body = 500, "text/plain", repr(exc).encode()
+        cut = False
+        with self.server.bank.lock:
+            if self.server.bank.cut_next:
+                self.server.bank.cut_next -= 1
+                cut = True
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         if status != 200:
@@ -270,6 +276,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if cut:  # the promised length, half of it sent, then the connection closes
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet

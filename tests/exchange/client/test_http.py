@@ -98,6 +98,19 @@ def test_a_malformed_retry_after_falls_back_to_the_backoff(bank: FakeBank) -> No
     assert len(bank.requests) == 2
 
 
+def test_an_answer_cut_off_in_its_body_is_retried(bank: FakeBank) -> None:
+    bank.cut_next = 2
+    with BankClient(bank.url, TOKEN, retries=2, backoff=0) as client:
+        assert client.checkpoint(SLUG) == bank.log.note().encode()
+    assert len(bank.requests) == 3
+    bank.cut_next = 3
+    with (
+        BankClient(bank.url, TOKEN, retries=2, backoff=0) as client,
+        pytest.raises(ServerError, match="broke off 3 time"),
+    ):
+        client.checkpoint(SLUG)
+
+
 def test_backoff_without_retry_after(bank: FakeBank) -> None:
     bank.fail_next = [500, 502, 504]
     with BankClient(bank.url, TOKEN, retries=3, backoff=0.2) as client:

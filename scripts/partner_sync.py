@@ -65,11 +65,17 @@ from typing import Final, TextIO
 
 from exchange.client import PROG, VERSION, matching
 from exchange.client.errors import ConfigError, ServerError, SyncError, SyncRefused
-from exchange.client.http import DEFAULT_RETRIES, DEFAULT_TIMEOUT, BankClient, normalize_base_url
+from exchange.client.http import (
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    MAX_PAGE_SIZE,
+    BankClient,
+    normalize_base_url,
+)
 from exchange.client.matching import DEFAULT_PDQ_DISTANCE, PDQ_BITS
 from exchange.client.store import LocalStore, validate_hash
 from exchange.client.sync import SyncConfig, sync
-from exchange.client.verify import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from exchange.client.wire import b64
 
 EXIT_OK: Final = 0

@@ -16,7 +16,7 @@ pure log primitives. The modules, from the wire inwards:
 * :mod:`exchange.client.matching` (numpy) and :mod:`exchange.client.progress` (tqdm): only the
   partner's command line needs them, so a peer bank never imports them.
 
-This module imports nothing, so ``import exchange.client.verify`` costs only what
+This module imports none of them, so ``import exchange.client.verify`` costs only what
 verification needs.
 """
 

@@ -32,6 +32,9 @@ from hashbank import tlog
 API_PREFIX: Final = "/exchange/v1"
 DEFAULT_TIMEOUT: Final = 30.0
 DEFAULT_RETRIES: Final = 3
+#: Entries per page: the most the server serves, and what a client asks for by default.
+MAX_PAGE_SIZE: Final = 10_000
+DEFAULT_PAGE_SIZE: Final = 10_000
 DEFAULT_BACKOFF: Final = 0.5
 #: Largest response body read (a page of 10,000 entries is a few MB at most).
 MAX_PAGE_BYTES: Final = 64 << 20

@@ -20,8 +20,10 @@ from exchange.client import PROG
 from exchange.client.errors import ConfigError
 from exchange.client.http import (
     DEFAULT_BACKOFF,
+    DEFAULT_PAGE_SIZE,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    MAX_PAGE_SIZE,
     BankClient,
     normalize_base_url,
 )
@@ -43,13 +45,7 @@ from exchange.client.store import (
     connect,
     remove_store_files,
 )
-from exchange.client.verify import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    EntryCounts,
-    verify_entries,
-    verify_head,
-)
+from exchange.client.verify import EntryCounts, verify_entries, verify_head
 from hashbank import tlog
 
 

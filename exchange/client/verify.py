@@ -27,12 +27,9 @@ from exchange.client.errors import (
     TamperedEntry,
     UnknownKey,
 )
-from exchange.client.http import BankClient
+from exchange.client.http import DEFAULT_PAGE_SIZE, BankClient
 from exchange.client.wire import b64, short, unb64
 from hashbank import tlog
-
-DEFAULT_PAGE_SIZE: Final = 10_000
-MAX_PAGE_SIZE: Final = 10_000
 
 #: A verified ``add``: (index, algorithm, value, quality, timestamp, origin).
 AddRow = tuple[int, str, str, int | None, int, str | None]

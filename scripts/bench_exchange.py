@@ -154,12 +154,12 @@ def publish_path(count: int) -> float:
 def run_sync(base: str, token_file: Path, vkey: str, state_dir: Path) -> dict:
     """One full verified sync in a child process; returns its JSON summary + peak RSS."""
     cmd = [
-        sys.executable, str(REPO / "scripts" / "partner_sync.py"), "sync",
+        sys.executable, "-m", "scripts.partner_sync", "sync",
         "--state-dir", str(state_dir), "--base-url", base, "--list", "adult",
         "--token-file", str(token_file), "--vkey", vkey, "--json", "--no-progress",
     ]  # fmt: skip
     started = time.perf_counter()
-    code, out, err, peak = run_measured(cmd)
+    code, out, err, peak = run_measured(cmd, cwd=REPO)
     elapsed = time.perf_counter() - started
     if code != 0:
         raise RuntimeError(f"sync failed ({code}): {err[-2000:]}")

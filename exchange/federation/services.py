@@ -1,7 +1,7 @@
 """Federation: this bank imports a list of another hashbank (a peer), verified as a partner would.
 
 A ``Peer`` subscribes one local list to one list of another bank. ``peer_sync`` runs the
-partner client's own verification (``scripts.partner_sync.verify_head`` and
+partner client's own verification (``exchange.client.verify.verify_head`` and
 ``verify_entries``: pinned keys, no rollback, no fork, every leaf, the root), spooling what
 it verified to a temporary file; only once everything verified does it import, in one
 transaction with the new verified state on the ``Peer`` row: all of a sync or nothing. So
@@ -43,12 +43,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from exchange import secret_box
+from exchange.client.errors import BadRemove, ConfigError, SyncError, SyncRefused
+from exchange.client.http import BankClient, normalize_base_url
+from exchange.client.verify import AddRow, verify_entries, verify_head
 from exchange.models import Peer, PeerEntry
 from hashbank import tlog
 from hashbank.log import list_origin
 from hashbank.models import HashList
 from hashbank.services import HashInput, hashes_hold, hashes_release, holds_release
-from scripts import partner_sync as ps
 from webapi.errors import Conflict, InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -107,8 +109,8 @@ def peer_base_url_check(url: str) -> str:
             "The peer's URL must use https: the token would travel unencrypted.", field="base_url"
         )
     try:
-        return ps.normalize_base_url(url, allow_http=True)
-    except ps.ConfigError as exc:
+        return normalize_base_url(url, allow_http=True)
+    except ConfigError as exc:
         raise InvalidInput(str(exc).replace("--base-url", "The URL"), field="base_url") from None
 
 
@@ -331,7 +333,7 @@ def _sync_leased(peer_id: int, lease: datetime) -> PeerSyncResult:
         )
     try:
         with (
-            ps.BankClient(
+            BankClient(
                 peer.base_url,
                 token,
                 timeout=settings.HASHBANK_PEER_TIMEOUT_S,
@@ -340,7 +342,7 @@ def _sync_leased(peer_id: int, lease: datetime) -> PeerSyncResult:
             ) as client,
             tempfile.TemporaryFile("w+", encoding="utf-8") as spool_file,
         ):
-            note, cp = ps.verify_head(
+            note, cp = verify_head(
                 client, peer.remote_list, verifiers, origin, old_size=old_size, old_root=old_root
             )
             if cp.size == old_size and note == peer.checkpoint:
@@ -349,7 +351,7 @@ def _sync_leased(peer_id: int, lease: datetime) -> PeerSyncResult:
                 )
                 return PeerSyncResult(peer.name, "up_to_date", old_size, old_size)
             spool = _Spool(spool_file)
-            ps.verify_entries(
+            verify_entries(
                 client,
                 peer.remote_list,
                 verifiers,
@@ -385,9 +387,9 @@ def _sync_leased(peer_id: int, lease: datetime) -> PeerSyncResult:
                 )
     except _Busy:
         return PeerSyncResult(peer.name, "busy", old_size, old_size)
-    except ps.SyncRefused as exc:
+    except SyncRefused as exc:
         return _refused(peer, result, str(exc), type(exc).__name__, started)
-    except ps.SyncError as exc:  # network, HTTP (401, 404, 5xx...), local configuration
+    except SyncError as exc:  # network, HTTP (401, 404, 5xx...), local configuration
         return _failed(peer, result, str(exc), started)
     return PeerSyncResult(
         peer.name,
@@ -424,7 +426,7 @@ def _refused(
 
 
 class _Spool:
-    """The ``partner_sync.EntryStore`` of a peer's sync: verified entries, spooled to a file.
+    """The ``EntryStore`` (``exchange.client.verify``) of a peer's sync, spooled to a file.
 
     Written in batches of about ``IMPORT_BATCH`` entries, one JSON line ``[adds, redacted
     indexes, removes]`` each, for ``_PeerImport`` to apply once everything verified.
@@ -433,11 +435,11 @@ class _Spool:
 
     def __init__(self, file: IO[str]) -> None:
         self.file = file
-        self._adds: list[ps.AddRow] = []
+        self._adds: list[AddRow] = []
         self._redacted: list[int] = []
         self._removes: list[tuple[int, int, str]] = []
 
-    def add_many(self, rows: list[ps.AddRow]) -> None:
+    def add_many(self, rows: list[AddRow]) -> None:
         self._adds.extend(rows)
         if len(self._adds) >= IMPORT_BATCH:
             self.flush()
@@ -475,7 +477,7 @@ class _PeerImport:
         self.removed = 0
 
     def apply(
-        self, adds: list[ps.AddRow], redacted: list[int], removes: list[tuple[int, int, str]]
+        self, adds: list[AddRow], redacted: list[int], removes: list[tuple[int, int, str]]
     ) -> None:
         pending = {row[0] for row in adds}.union(redacted)
         earlier: list[tuple[int, int, str]] = []  # removes of adds from earlier batches
@@ -488,7 +490,7 @@ class _PeerImport:
         if earlier:
             self._release(earlier)
 
-    def _import(self, adds: list[ps.AddRow], redacted: set[int]) -> None:
+    def _import(self, adds: list[AddRow], redacted: set[int]) -> None:
         peer = self.peer
         entries = [PeerEntry(peer=peer, remote_index=i) for i in sorted(redacted)]
         by_origin: dict[str, list[tuple[int, HashInput]]] = {}
@@ -525,11 +527,7 @@ class _PeerImport:
         seen: set[int] = set()
         for index, j, _ in removes:
             if j not in live or j in seen:
-                raise ps.BadRemove(
-                    f"entry {index} removes entry {j}, which is not a live add of the peer's "
-                    "log (a remove, or an add removed already)",
-                    index=index,
-                )
+                raise BadRemove.not_a_live_add(index, j)
             seen.add(j)
         PeerEntry.objects.filter(peer=peer, remote_index__in=wanted).delete()
         hash_ids = {live[j] for j in wanted if live[j] is not None}

@@ -34,7 +34,7 @@ from hashbank.log import list_origin, list_verifiers
 from hashbank.models import Hash, HashList, Holder, HolderKind, LogEntry
 from hashbank.services import HashInput, hashes_hold, holds_release
 from tests.conftest import pdq
-from tests.scripts.test_partner_sync import (
+from tests.exchange.client.fake_bank import (
     TOKEN,
     FakeBank,
     FakeLog,

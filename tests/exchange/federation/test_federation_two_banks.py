@@ -127,7 +127,7 @@ class Platform:
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(REPO / "scripts" / "partner_sync.py"), *args],
+            [sys.executable, "-m", "scripts.partner_sync", *args],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -1,4 +1,4 @@
-"""The real partner sync client (scripts/partner_sync.py) against a live server.
+"""The real partner sync client (``exchange.client``, ``hashbank-sync``) against a live server.
 
 A tampering proxy sits between the two for the refusal tests: the server is
 honest, so only a man in the middle (or a compromised server) can misbehave.
@@ -18,6 +18,11 @@ from typing import Any
 import pytest
 
 from cases.services import case_withdraw
+from exchange.client import errors
+from exchange.client.matching import pdq_matches
+from exchange.client.state import STATE_FILE
+from exchange.client.store import LocalStore
+from exchange.client.sync import SyncConfig, sync
 from hashbank.log import list_verifiers
 from scripts import partner_sync
 from tests.conftest import md5, pdq
@@ -63,8 +68,8 @@ def proxy(upstream: str, rewrite: Callable[[str, bytes], bytes]) -> Iterator[str
         server.server_close()
 
 
-def config(state: Path, url: str, token: str, **kw: Any) -> partner_sync.SyncConfig:
-    return partner_sync.SyncConfig(
+def config(state: Path, url: str, token: str, **kw: Any) -> SyncConfig:
+    return SyncConfig(
         state_dir=state,
         token=token,
         base_url=url,
@@ -87,23 +92,23 @@ def test_full_then_incremental_sync_with_withdrawals(
     _, secrets = make_partner(("adult",))
     kept = make_case(pdq("kept"), md5("video"))
     gone = make_case(pdq("gone"))
-    result = partner_sync.sync(config(tmp_path, live_server.url, secrets["bearer"]))
+    result = sync(config(tmp_path, live_server.url, secrets["bearer"]))
     assert (result.size, result.added) == (3, 3)
-    with partner_sync.LocalStore(tmp_path) as store:
+    with LocalStore(tmp_path) as store:
         assert store.contains("pdq", pdq("gone")["value"])
         assert store.contains("md5", md5("video")["value"])
-        near = store.pdq_matches(pdq("kept")["value"], 31)
+        near = pdq_matches(store, pdq("kept")["value"], 31)
         assert near and near[0][0] == pdq("kept")["value"] and near[0][1] == 0
     case_withdraw(case=gone.case)
     make_case(pdq("new"))
-    result = partner_sync.sync(config(tmp_path, live_server.url, secrets["bearer"]))
+    result = sync(config(tmp_path, live_server.url, secrets["bearer"]))
     assert (result.previous_size, result.size, result.removed, result.added) == (3, 5, 1, 1)
-    with partner_sync.LocalStore(tmp_path) as store:
+    with LocalStore(tmp_path) as store:
         assert not store.contains("pdq", pdq("gone")["value"])
         assert store.contains("pdq", pdq("new")["value"])
     assert kept  # still published
     # The state file stays small: the right edge, not the leaves.
-    assert (tmp_path / partner_sync.STATE_FILE).stat().st_size < 4096
+    assert (tmp_path / STATE_FILE).stat().st_size < 4096
 
 
 def test_a_partner_joining_after_a_withdrawal_syncs_without_the_value(
@@ -113,9 +118,9 @@ def test_a_partner_joining_after_a_withdrawal_syncs_without_the_value(
     case_withdraw(case=gone.case)
     make_case(pdq("late"))
     _, secrets = make_partner(("adult",))
-    result = partner_sync.sync(config(tmp_path, live_server.url, secrets["bearer"]))
+    result = sync(config(tmp_path, live_server.url, secrets["bearer"]))
     assert result.size == 3
-    with partner_sync.LocalStore(tmp_path) as store:
+    with LocalStore(tmp_path) as store:
         assert not store.contains("pdq", pdq("early")["value"])
         assert store.contains("pdq", pdq("late")["value"])
     stored = b"".join(snapshot(tmp_path).values())
@@ -186,10 +191,10 @@ def _flip_signature(path: str, body: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("rewrite", "refusal"),
     [
-        (_tamper_entry_value, partner_sync.TamperedEntry),
-        (_drop_an_entry, partner_sync.MissingOrReorderedEntries),
-        (_swap_entries, partner_sync.MissingOrReorderedEntries),
-        (_flip_signature, partner_sync.BadSignature),
+        (_tamper_entry_value, errors.TamperedEntry),
+        (_drop_an_entry, errors.MissingOrReorderedEntries),
+        (_swap_entries, errors.MissingOrReorderedEntries),
+        (_flip_signature, errors.BadSignature),
     ],
 )
 def test_tampering_between_server_and_client_is_refused_without_changing_state(
@@ -197,14 +202,14 @@ def test_tampering_between_server_and_client_is_refused_without_changing_state(
 ):
     _, secrets = make_partner(("adult",))
     make_case(pdq("one"))
-    partner_sync.sync(config(tmp_path, live_server.url, secrets["bearer"]))
+    sync(config(tmp_path, live_server.url, secrets["bearer"]))
     before = snapshot(tmp_path)
     make_case(pdq("two"), pdq("three"), md5("four"))
     with proxy(live_server.url, rewrite) as url, pytest.raises(refusal):
-        partner_sync.sync(config(tmp_path, url, secrets["bearer"]))
+        sync(config(tmp_path, url, secrets["bearer"]))
     assert snapshot(tmp_path) == before
     # The honest server, reached directly, still syncs.
-    assert partner_sync.sync(config(tmp_path, live_server.url, secrets["bearer"])).size == 4
+    assert sync(config(tmp_path, live_server.url, secrets["bearer"])).size == 4
 
 
 def test_a_checkpoint_from_an_unknown_key_is_refused(
@@ -216,10 +221,10 @@ def test_a_checkpoint_from_an_unknown_key_is_refused(
     make_case(pdq("k"))
     other = tlog.NoteSigner("hashbank.localhost/lists/adult", tlog.generate_private_key())
     cfg = config(tmp_path, live_server.url, secrets["bearer"])
-    cfg = partner_sync.SyncConfig(**{**cfg.__dict__, "vkeys": (other.vkey,)})
-    with pytest.raises(partner_sync.UnknownKey):
-        partner_sync.sync(cfg)
-    assert not (tmp_path / partner_sync.STATE_FILE).exists()
+    cfg = SyncConfig(**{**cfg.__dict__, "vkeys": (other.vkey,)})
+    with pytest.raises(errors.UnknownKey):
+        sync(cfg)
+    assert not (tmp_path / STATE_FILE).exists()
 
 
 def test_a_rollback_is_refused(live_server, make_case, make_partner, tmp_path):
@@ -232,12 +237,12 @@ def test_a_rollback_is_refused(live_server, make_case, make_partner, tmp_path):
         )
     ).read()
     make_case(pdq("r2"))
-    partner_sync.sync(config(tmp_path, live_server.url, secrets["bearer"]))
+    sync(config(tmp_path, live_server.url, secrets["bearer"]))
     before = snapshot(tmp_path)
 
     def serve_old(path: str, body: bytes) -> bytes:
         return old_checkpoint if path.endswith("/checkpoint") else body
 
-    with proxy(live_server.url, serve_old) as url, pytest.raises(partner_sync.Rollback):
-        partner_sync.sync(config(tmp_path, url, secrets["bearer"]))
+    with proxy(live_server.url, serve_old) as url, pytest.raises(errors.Rollback):
+        sync(config(tmp_path, url, secrets["bearer"]))
     assert snapshot(tmp_path) == before

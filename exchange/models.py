@@ -136,7 +136,7 @@ class PartnerListState(models.Model):
 
 
 class FeedbackOutcome(models.TextChoices):
-    """What a partner's moderators concluded about a hash (DESIGN.md section 7)."""
+    """What a partner's moderators concluded about a hash (docs/ARCHITECTURE.md, "Feedback")."""
 
     NONE = "none", "None (tags only)"
     PENDING_REVIEW = "pending_review", "Pending review"
@@ -240,7 +240,7 @@ class Delivery(models.Model):
 
 
 class Peer(models.Model):
-    """Another hashbank whose list this bank imports (federation, DESIGN.md section 7).
+    """Another hashbank whose list this bank imports (federation, docs/ARCHITECTURE.md section 2).
 
     The peer's log is verified exactly as a partner verifies it
     (``exchange.federation``). The verified state (``size``, ``root``, ``edge``,

@@ -1,4 +1,4 @@
-"""The partner pull API (DESIGN.md section 4): thin views over exchange selectors."""
+"""The partner pull API (docs/ARCHITECTURE.md, "Partner pull API"): thin views over exchange selectors."""
 
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ class InclusionProofApi(PartnerApi):
         )
 
 
-# --- Feedback (DESIGN.md section 7) -------------------------------------------------
+# --- Feedback (docs/ARCHITECTURE.md, "Feedback") -------------------------------------------------
 # The serializers sit with their one view; they could move to serializers.py.
 
 _NATIVE_OUTCOMES = [

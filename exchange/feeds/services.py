@@ -29,7 +29,7 @@ def partner_record_fetch(*, partner: Partner, hash_list: HashList, position: int
         )
 
 
-# --- Feedback (DESIGN.md section 7) -------------------------------------------------
+# --- Feedback (docs/ARCHITECTURE.md, "Feedback") -------------------------------------------------
 
 MAX_FEEDBACK_ITEMS = 1000
 MAX_FEEDBACK_TAGS = 20

@@ -1,4 +1,4 @@
-"""The StopNCII-compatible API, mounted at ``/stopncii/v1/`` (DESIGN.md section 5)."""
+"""The StopNCII-compatible API, mounted at ``/stopncii/v1/`` (docs/ARCHITECTURE.md, "StopNCII-compatible API")."""
 
 from django.urls import path
 

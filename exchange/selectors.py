@@ -56,7 +56,7 @@ def _b64(data: bytes | memoryview) -> str:
 
 
 def entry_json(index: int, leaf: bytes, leaf_hash: bytes, redacted: bool) -> dict[str, Any]:
-    """The wire form of one entry (docs/ARCHITECTURE.md, "Partner pull API"): decoded fields plus the exact leaf."""
+    """The wire form of one entry (docs/ARCHITECTURE.md): decoded fields plus the exact leaf."""
     if redacted:
         return {"index": index, "op": "add", "redacted": True, "leaf_hash": _b64(leaf_hash)}
     decoded = tlog.decode_leaf(leaf)

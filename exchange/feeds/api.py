@@ -1,4 +1,4 @@
-"""The partner pull API (docs/ARCHITECTURE.md, "Partner pull API"): thin views over exchange selectors."""
+"""The partner pull API (docs/ARCHITECTURE.md, "Partner pull API"): thin views over selectors."""
 
 from __future__ import annotations
 

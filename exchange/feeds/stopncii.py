@@ -1,4 +1,4 @@
-"""The StopNCII-compatible API (docs/ARCHITECTURE.md, "StopNCII-compatible API"), served from the ``adult`` list's log.
+"""The StopNCII-compatible API (docs/ARCHITECTURE.md), served from the ``adult`` list's log.
 
 Unmodified StopNCII clients (threatexchange's ``StopNCIIAPI``, Meta's HMA)
 call ``FetchHashes`` and ``SubmitFeedback`` here. FetchHashes turns the log

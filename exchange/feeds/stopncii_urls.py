@@ -1,4 +1,4 @@
-"""The StopNCII-compatible API, mounted at ``/stopncii/v1/`` (docs/ARCHITECTURE.md, "StopNCII-compatible API")."""
+"""The StopNCII-compatible API, mounted at ``/stopncii/v1/`` (docs/ARCHITECTURE.md)."""
 
 from django.urls import path
 

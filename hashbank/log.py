@@ -78,29 +78,27 @@ def log_append(*, hash_list: HashList, entries: Sequence[PendingEntry], timestam
     if edge.size != hash_list.log_size:
         raise RuntimeError(f"list {hash_list.slug}: stored tree edge does not match the log size")
     first = edge.size
-    rows: list[tuple[int, str, int | None, bytes, bytes, int | None]] = []
-    nodes: list[tuple[int, int, bytes]] = []
+    entry_rows: list[LogEntry] = []
+    node_rows: list[TreeNode] = []
     for offset, entry in enumerate(entries):
         digest = tlog.leaf_hash(entry.leaf)
-        nodes.extend(n for n in edge.append(digest) if n[0] > 0)
-        rows.append((first + offset, entry.op, entry.hash_id, entry.leaf, digest, entry.removes))
-    entry_rows = [
-        LogEntry(
-            hash_list_id=hash_list.pk,
-            index=index,
-            op=op,
-            hash_id=hash_id,
-            leaf=leaf,
-            leaf_hash=digest,
-            timestamp=timestamp,
-            removes=removes,
+        entry_rows.append(
+            LogEntry(
+                hash_list_id=hash_list.pk,
+                index=first + offset,
+                op=entry.op,
+                hash_id=entry.hash_id,
+                leaf=entry.leaf,
+                leaf_hash=digest,
+                timestamp=timestamp,
+                removes=entry.removes,
+            )
         )
-        for index, op, hash_id, leaf, digest, removes in rows
-    ]
-    node_rows = [
-        TreeNode(hash_list_id=hash_list.pk, level=level, idx=idx, hash=digest)
-        for level, idx, digest in nodes
-    ]
+        node_rows.extend(
+            TreeNode(hash_list_id=hash_list.pk, level=level, idx=idx, hash=node)
+            for level, idx, node in edge.append(digest)
+            if level > 0
+        )
     if len(entry_rows) > COPY_THRESHOLD and connection.vendor == "postgresql":
         _copy(LogEntry, entry_rows)
         _copy(TreeNode, node_rows)

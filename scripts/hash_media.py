@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import ipaddress
 import json
 import os
 import shlex
@@ -62,6 +61,8 @@ import pdqhash
 import requests
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
+
+from exchange.client.http import is_loopback
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     "jpeg",
@@ -456,17 +457,6 @@ def case_api_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def build_case_body(
     hashes: Sequence[HashResult | dict[str, Any]],
     *,
@@ -782,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
         except UsageError as exc:
             return usage(str(exc))
         parts = urlsplit(endpoint)
-        if parts.scheme != "https" and not args.allow_http and not _is_loopback(parts.hostname):
+        if parts.scheme != "https" and not args.allow_http and not is_loopback(parts.hostname):
             return usage(
                 f"{args.submit} is not https: the hashes and your PIN would travel "
                 "unencrypted. Use https, or --allow-http if you really mean it."

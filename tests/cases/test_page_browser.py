@@ -40,7 +40,7 @@ VIDEO = TESTDATA / "video" / "chair-19-sd-bar.mp4"
 
 def _missing() -> str | None:
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        return "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        return "needs Debian's chromium and chromium-driver (apt-get install them)"
     if not WORKER.exists():
         return "needs cases/static/cases/hash-worker.js (the in-browser PDQ/MD5 worker)"
     if not TESTDATA.exists():
@@ -208,9 +208,11 @@ class Page:
 
     def wait_files_done(self) -> None:
         self.wait(
-            lambda d: not d.execute_script(
-                "return [...document.querySelectorAll('.file')]"
-                ".some(f => ['waiting', 'hashing'].includes(f.dataset.status))"
+            lambda d: (
+                not d.execute_script(
+                    "return [...document.querySelectorAll('.file')]"
+                    ".some(f => ['waiting', 'hashing'].includes(f.dataset.status))"
+                )
             ),
             timeout=60,
         )
@@ -288,9 +290,8 @@ def test_an_adult_makes_a_case_with_a_photo_and_a_video(page: Page) -> None:
     assert "shown only this once" in page.text("#result-warning")
     case = services.case_authenticate(**credentials)
     assert case.hash_list.slug == "adult"
-    assert sorted(Hash.objects.filter(hash_list=case.hash_list).values_list("value", flat=True)) == sorted(
-        [photo_hash, video_hash]
-    )
+    stored = Hash.objects.filter(hash_list=case.hash_list).values_list("value", flat=True)
+    assert sorted(stored) == sorted([photo_hash, video_hash])
 
 
 def test_the_whole_journey_sends_only_fingerprints_and_only_here(page: Page) -> None:
@@ -406,7 +407,11 @@ def test_formats_a_browser_cannot_read_point_to_hashbank_hash(page: Page, tmp_pa
     page.add_files(tiff, psd, PHOTO)
     page.wait_files_done()
     page.shot("unsupported")
-    assert page.file_states() == {tiff.name: "unsupported", psd.name: "unsupported", PHOTO.name: "hashed"}
+    assert page.file_states() == {
+        tiff.name: "unsupported",
+        psd.name: "unsupported",
+        PHOTO.name: "hashed",
+    }
     commands = [node.text for node in page.all(".command")]
     assert commands[0] == f"hashbank-hash --submit {page.base}/ 'holiday photo.tiff'"
     # The unreadable files are left out of the case.
@@ -456,7 +461,7 @@ def test_status_shows_each_hash_and_withdrawal_needs_a_confirmation(page: Page) 
 @pytest.mark.parametrize(
     ("prefix", "language", "title", "question", "hashed", "refusal"),
     [
-        ("/", "en", "Stop the sharing", "Question 1 of 4", "Fingerprint made", "person in the image"),
+        ("/", "en", "Stop the sharing", "Question 1 of 4", "Fingerprint made", "the person in"),
         (
             "/nl/",
             "nl",
@@ -564,4 +569,3 @@ def test_the_page_loads_no_code_the_policy_forbids(page: Page) -> None:
         if "Content Security Policy" in entry["message"] or entry["level"] == "SEVERE"
     ]
     assert errors == []
-

@@ -21,7 +21,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import translate_url
-from django.utils.translation import get_language
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import get_language, get_language_from_request
 
 from cases import services
 from cases.serializers import MAX_HASHES_PER_CASE
@@ -62,6 +63,7 @@ def public_page(view: View) -> View:
         response["Referrer-Policy"] = "no-referrer"
         # no-store also keeps a shown case number out of the back-forward cache.
         response["Cache-Control"] = "no-store"
+        patch_vary_headers(response, ["Accept-Language"])  # the offer of another language
         return response
 
     return wrapped
@@ -69,7 +71,13 @@ def public_page(view: View) -> View:
 
 def _page_context(request: HttpRequest) -> dict[str, Any]:
     current = get_language()
+    # The address decides the language; a browser that asks for another one we
+    # have is offered a link to it, in that language.
+    preferred = get_language_from_request(request, check_path=False)
     return {
+        "suggested": None
+        if preferred == current
+        else {"code": preferred, "url": translate_url(request.path, preferred)},
         "languages": [
             {
                 "code": code,

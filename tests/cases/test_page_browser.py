@@ -288,13 +288,20 @@ def test_an_adult_makes_a_case_with_a_photo_and_a_video(page: Page) -> None:
     page.shot("adult-6-result")
     assert credentials["pin"] == "correct horse"
     assert "shown only this once" in page.text("#result-warning")
+    page.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    page.shot("adult-7-print")
+    assert not page.css("#quick-exit").is_displayed()
+    assert page.css("#result-number").is_displayed()
+    page.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     case = services.case_authenticate(**credentials)
     assert case.hash_list.slug == "adult"
     stored = Hash.objects.filter(hash_list=case.hash_list).values_list("value", flat=True)
     assert sorted(stored) == sorted([photo_hash, video_hash])
 
 
-def test_the_whole_journey_sends_only_fingerprints_and_only_here(page: Page) -> None:
+def test_the_whole_journey_sends_only_fingerprints_and_only_here(
+    page: Page, mailoutbox: list[Any]
+) -> None:
     page.open("/")
     page.start()
     page.answer(**_adult())
@@ -305,6 +312,10 @@ def test_the_whole_journey_sends_only_fingerprints_and_only_here(page: Page) -> 
     page.wait_step("review")
     credentials = page.send(email="someone@example.org")
     assert page.css("#result-email").is_displayed()
+    (mail,) = mailoutbox
+    assert mail.to == ["someone@example.org"]
+    assert credentials["case_number"] in mail.body
+    assert credentials["pin"] not in mail.body
     page.open("/status")
     page.css("#case-number").send_keys(credentials["case_number"])
     page.css("#pin").send_keys(credentials["pin"])
@@ -352,6 +363,18 @@ def test_the_whole_journey_sends_only_fingerprints_and_only_here(page: Page) -> 
     assert page.driver.execute_script("return localStorage.length + sessionStorage.length") == 0
     assert credentials["case_number"] not in page.driver.current_url
     assert credentials["pin"] not in page.driver.current_url
+    # Going back shows neither again: the pages are never cached, and are wiped when left.
+    page.driver.back()
+    page.wait(lambda d: d.current_url == page.base + "/")
+    page.wait(lambda d: d.execute_script("return document.readyState") == "complete")
+    assert credentials["case_number"] not in page.driver.page_source
+    assert page.visible_step() == "step-welcome"
+    page.driver.forward()
+    page.wait(lambda d: d.current_url == page.base + "/status")
+    page.wait(lambda d: d.execute_script("return document.readyState") == "complete")
+    assert page.css("#case-number").get_attribute("value") == ""
+    assert page.css("#pin").get_attribute("value") == ""
+    assert credentials["case_number"] not in page.driver.page_source
 
 
 def test_a_minor_at_capture_is_routed_to_the_minor_list_with_words_for_young_people(
@@ -418,6 +441,29 @@ def test_formats_a_browser_cannot_read_point_to_hashbank_hash(page: Page, tmp_pa
     page.css('[data-action="to-review"]').click()
     page.wait_step("review")
     assert len(page.reviewed_hashes()) == 1
+
+
+def test_a_case_takes_at_most_twenty_files(page: Page, tmp_path: Path) -> None:
+    small = (TESTDATA / "pdq" / "misc" / "wee.jpg").read_bytes()
+    files = []
+    for number in range(21):
+        path = tmp_path / f"photo-{number:02}.jpg"
+        path.write_bytes(small)
+        files.append(path)
+    page.open("/")
+    page.start()
+    page.answer(**_adult())
+    page.wait_step("files")
+    page.add_files(*files)
+    page.wait_files_done()
+    assert len(page.file_states()) == 20
+    assert "at most 20 files" in page.text("#files-error")
+    assert page.text("#file-count") == "20 of 20 files chosen"
+    assert not page.css("#file-input").is_enabled()
+    # The same picture twenty times is one fingerprint, sent once.
+    assert list(page.file_states().values()).count("hashed") == 1
+    assert "same fingerprint as photo-00.jpg" in page.text(".file[data-status='duplicate']")
+    page.shot("twenty-files")
 
 
 def test_status_shows_each_hash_and_withdrawal_needs_a_confirmation(page: Page) -> None:

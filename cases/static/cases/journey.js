@@ -391,8 +391,14 @@ function wipeSecrets() {
     if ("value" in node && node.tagName === "INPUT") node.value = ""; else node.textContent = "";
   }
 }
-// Leaving the page removes the case number and PIN, so Back never shows them again.
-window.addEventListener("pagehide", wipeSecrets);
+// Leaving the page removes the case number and PIN, so Back never shows them again
+// (a browser may keep the page in its back-forward cache despite no-store).
+window.addEventListener("pagehide", () => {
+  wipeSecrets();
+  if (!document.getElementById("step-result").hidden) {
+    for (const name of steps) document.getElementById(`step-${name}`).hidden = name !== "welcome";
+  }
+});
 
 // ---- Buttons ----
 

@@ -18,7 +18,7 @@ from typing import Any
 from csp.constants import NONE, SELF
 from csp.decorators import csp
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.urls import translate_url
 from django.utils.cache import patch_vary_headers
@@ -50,7 +50,7 @@ QUESTIONS = ("in_image", "intimate", "has_media", "under_18_at_capture")
 # these to the command-line tool instead of failing on them.
 NOT_IN_BROWSERS = ("psd", "tiff", "tif", "xcf", "tga", "miff", "dcm", "xpm", "pcx")
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def public_page(view: View) -> View:
@@ -58,7 +58,7 @@ def public_page(view: View) -> View:
 
     @csp(PUBLIC_PAGE_POLICY)
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = view(request, *args, **kwargs)
         response["Referrer-Policy"] = "no-referrer"
         # no-store also keeps a shown case number out of the back-forward cache.

@@ -23,6 +23,7 @@ import pytest
 from cases import services
 from cases.models import Case
 from hashbank.models import Hash
+from hashbank.services import HashInput
 
 REPO = Path(__file__).resolve().parents[2]
 TESTDATA = REPO.parent / "shared" / "testdata"
@@ -136,7 +137,8 @@ class Page:
     def all(self, selector: str) -> list[Any]:
         from selenium.webdriver.common.by import By
 
-        return self.driver.find_elements(By.CSS_SELECTOR, selector)
+        found: list[Any] = self.driver.find_elements(By.CSS_SELECTOR, selector)
+        return found
 
     def visible_step(self) -> str:
         return str(
@@ -471,7 +473,7 @@ def test_status_shows_each_hash_and_withdrawal_needs_a_confirmation(page: Page) 
         eligibility=services.Eligibility(
             in_image=True, under_18_at_capture=False, has_media=True, intimate=True
         ),
-        hashes=[services.HashInput("md5", "0a21c8f85a55a9e276ffc2c53f6887c4", None)],
+        hashes=[HashInput("md5", "0a21c8f85a55a9e276ffc2c53f6887c4", None)],
         pin="status-pin",
     )
     page.open("/status")

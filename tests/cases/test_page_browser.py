@@ -391,10 +391,21 @@ def test_a_minor_at_capture_is_routed_to_the_minor_list_with_words_for_young_peo
     page.add_files(PHOTO_2)
     page.wait_files_done()
     page.shot("minor-1-files")
+    assert Case.objects.count() == 0
     page.css('[data-action="to-review"]').click()
     page.wait_step("review")
+    # A PIN the case API refuses is explained at the field, and announced.
+    page.css("#new-pin").send_keys("123")
+    page.css('#review-form button[type="submit"]').click()
+    page.wait(lambda d: page.text("#new-pin-error"))
+    assert "6" in page.text("#new-pin-error")
+    assert page.css("#new-pin-error").get_attribute("role") == "alert"
+    assert page.css("#new-pin").get_attribute("aria-invalid") == "true"
+    assert page.driver.switch_to.active_element.get_attribute("id") == "new-pin"
+    page.shot("minor-2-pin-error")
+    page.css("#new-pin").clear()
     credentials = page.send()
-    page.shot("minor-2-result")
+    page.shot("minor-3-result")
     assert page.css("#step-result .for-minor").is_displayed()
     assert services.case_authenticate(**credentials).hash_list.slug == "minor"
 

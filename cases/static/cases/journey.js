@@ -340,7 +340,6 @@ function fieldError(id, message) {
   const input = document.getElementById(id);
   input.setAttribute("aria-invalid", "true");
   document.getElementById(`${id}-error`).textContent = message;
-  document.getElementById("review-error").textContent = message;
   input.focus();
 }
 

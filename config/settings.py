@@ -115,8 +115,6 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Static files are answered here, before sessions, locale or CSRF can touch them.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "hashbank.middleware.ApiRequestGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "config.middleware.AddressOrHeaderLocaleMiddleware",
@@ -128,6 +126,10 @@ MIDDLEWARE = [
     # Sets no policy by itself: the public pages carry theirs (cases.views.PUBLIC_PAGE_POLICY).
     "csp.middleware.CSPMiddleware",
 ]
+if not DEBUG:
+    # Static files are answered before sessions, locale or CSRF can touch them. In
+    # development runserver serves them from the apps' folders (django.contrib.staticfiles).
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -240,9 +242,6 @@ STORAGES = {
     },
 }
 WHITENOISE_KEEP_ONLY_HASHED_FILES = False
-if DEBUG:
-    # whitenoise serves from the apps' folders in development; an empty root keeps it quiet.
-    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Where the "leave this site quickly" button goes: a busy, unremarkable site.
 HASHBANK_QUICK_EXIT_URL = envstr("HASHBANK_QUICK_EXIT_URL", "https://www.google.com/")
 if not re.fullmatch(r"https?://[^\s\"'<>]+|about:blank", HASHBANK_QUICK_EXIT_URL):

@@ -117,6 +117,7 @@ async function pdqOfImage(file, onProgress) {
     if (!context) throw new HashError("unsupported");
     context.drawImage(bitmap, 0, 0);
     const pixels = context.getImageData(0, 0, width, height);
+    canvas.width = canvas.height = 0; // let its pixels go before hashing
     const result = pdqHash(pixels);
     onProgress(1);
     return result;

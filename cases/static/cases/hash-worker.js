@@ -10,17 +10,32 @@
 //   {id, type: "done", algorithm: "md5", value}            value: 32 hex digits
 //   {id, type: "error", code}   code: "unsupported" | "empty" | "unreadable"
 //
-// Files are hashed one at a time in the order they arrive, so a batch of
-// large photos never has two decoded at once.
+// Two files are worked on at a time: the browser decodes the next photo on
+// its own threads while this one hashes the current one. More would only
+// hold more decoded photos in memory. Answers can therefore come in another
+// order than the requests: match them by id.
 
 import { HashError, hashFile } from "./hash-file.js";
 
-let queue = Promise.resolve();
+const AT_ONCE = 2;
+const waiting = [];
+let running = 0;
 
 self.addEventListener("message", (event) => {
-  const { id, file } = event.data ?? {};
-  queue = queue.then(() => handle(id, file));
+  waiting.push(event.data ?? {});
+  next();
 });
+
+function next() {
+  while (running < AT_ONCE && waiting.length > 0) {
+    const { id, file } = waiting.shift();
+    running++;
+    handle(id, file).finally(() => {
+      running--;
+      next();
+    });
+  }
+}
 
 async function handle(id, file) {
   try {

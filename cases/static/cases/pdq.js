@@ -227,11 +227,11 @@ function sampleIndexes(side) {
 }
 
 // One box-filter pass along a line of `len` values, read `srcStride` and
-// written `dstStride` apart. Near the
-// ends the window is cut short and the mean taken over what it covers; the
-// window is centred like the reference's (for an even size, one more value
-// after the centre than before). The running sum is a float32, updated in the
-// reference's order, so rounding matches it.
+// written `dstStride` apart. Near the ends the window is cut short and the
+// mean taken over what it covers; the window is centred like the reference's
+// (for an even size, one more value after the centre than before). The
+// running sum is a float32, updated in the reference's order, so rounding
+// matches it.
 function box1d(src, srcStart, srcStride, dst, dstStart, dstStride, len, win) {
   const half = (win + 2) >> 1;
   let sum = 0;

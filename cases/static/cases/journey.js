@@ -18,7 +18,6 @@ const state = {
   files: [], // {id, file, name, kind, status, fraction, hash, row, url}
   nextId: 1,
   worker: null,
-  busyId: null,
 };
 
 function show(step) {
@@ -91,7 +90,7 @@ function decide() {
   show("refused");
 }
 
-// ---- Files: hashed one at a time by the worker ----
+// ---- Files: the worker takes them all and says when each is done (by id) ----
 
 const fileInput = document.getElementById("file-input");
 const fileList = document.getElementById("file-list");
@@ -118,7 +117,6 @@ function getWorker() {
     for (const item of state.files) {
       if (item.status === "waiting" || item.status === "hashing") finish(item, "failed");
     }
-    state.busyId = null;
   });
   return state.worker;
 }
@@ -128,11 +126,11 @@ function onWorkerMessage(event) {
   const item = state.files.find((candidate) => candidate.id === message.id);
   if (!item) return;
   if (message.type === "progress") {
+    item.status = "hashing";
     item.fraction = Math.max(0, Math.min(1, Number(message.fraction) || 0));
     render(item);
     return;
   }
-  state.busyId = null;
   if (message.type === "done") {
     item.hash = { algorithm: message.algorithm, value: message.value };
     if (message.algorithm === "pdq") item.hash.quality = message.quality;
@@ -148,17 +146,6 @@ function onWorkerMessage(event) {
   } else {
     finish(item, "failed");
   }
-  pump();
-}
-
-function pump() {
-  if (state.busyId !== null) return;
-  const next = state.files.find((item) => item.status === "waiting");
-  if (!next) return;
-  next.status = "hashing";
-  state.busyId = next.id;
-  render(next);
-  getWorker().postMessage({ id: next.id, file: next.file });
 }
 
 function finish(item, status, twin) {
@@ -255,11 +242,7 @@ function removeFile(item) {
   state.files.splice(index, 1);
   if (item.url) URL.revokeObjectURL(item.url);
   item.row.remove();
-  if (state.busyId === item.id) {
-    // Let the worker finish; its answer is ignored because the file is gone.
-    state.busyId = null;
-    if (state.worker) { state.worker.terminate(); state.worker = null; }
-  }
+  // If the worker is still on it, its answer is ignored: the file is gone.
   // A file that was a duplicate of this one may now be the only copy.
   for (const other of state.files) {
     if (other.status === "duplicate" && other.twin === item.name) {
@@ -269,7 +252,6 @@ function removeFile(item) {
   }
   announce(format(gettext("%(name)s removed"), { name: item.name }));
   updateFilesControls();
-  pump();
   fileInput.focus();
 }
 
@@ -304,10 +286,10 @@ fileInput.addEventListener("change", () => {
       finish(item, "unsupported");
     } else {
       render(item);
+      getWorker().postMessage({ id: item.id, file });
     }
   }
   updateFilesControls();
-  pump();
 });
 
 // ---- Review and sending ----

@@ -436,23 +436,29 @@ def test_formats_a_browser_cannot_read_point_to_hashbank_hash(page: Page, tmp_pa
     tiff.write_bytes(b"II*\x00" + b"\x00" * 64)
     psd = tmp_path / "edit.psd"
     psd.write_bytes(b"8BPS" + b"\x00" * 64)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff" + b"\x00" * 64)
     page.open("/")
     page.start()
     page.answer(**_adult())
     page.wait_step("files")
-    page.add_files(tiff, psd, PHOTO)
+    page.add_files(tiff, psd, broken, PHOTO)
     page.wait_files_done()
     page.shot("unsupported")
     assert page.file_states() == {
         tiff.name: "unsupported",
         psd.name: "unsupported",
+        broken.name: "unsupported",
         PHOTO.name: "hashed",
     }
+    # A file the browser should read but can't is not sent to the command-line tool.
+    assert len(page.all(".command")) == 2
+    assert "may be damaged" in page.all(".file-detail")[2].text
     commands = [node.text for node in page.all(".command")]
     assert commands[0] == f"hashbank-hash --submit {page.base}/ 'holiday photo.tiff'"
     page.css(f'button[aria-label="Remove {psd.name}"]').click()
-    assert list(page.file_states()) == [tiff.name, PHOTO.name]
-    assert page.text("#file-count") == "2 of 20 files chosen"
+    assert list(page.file_states()) == [tiff.name, broken.name, PHOTO.name]
+    assert page.text("#file-count") == "3 of 20 files chosen"
     # The unreadable files are left out of the case.
     page.css('[data-action="to-review"]').click()
     page.wait_step("review")

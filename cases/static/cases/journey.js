@@ -226,7 +226,9 @@ function render(item) {
   item.parts.status.textContent = statusLabel(item);
   const detail = statusDetail(item);
   item.parts.detail.replaceChildren();
-  if (item.status === "unsupported") {
+  if (item.status === "unsupported" && !config.notInBrowsers.includes(extension(item.name))) {
+    item.parts.detail.textContent = gettext("This page can't read this file: it may be damaged, or a kind of file it doesn't know. Save it as JPEG or PNG and add it again, or use the original.");
+  } else if (item.status === "unsupported") {
     item.parts.detail.append(
       el("span", { text: gettext("Browsers can't open this kind of file. Save it as JPEG or PNG and add it again, or make its fingerprint with the hashbank-hash tool on your computer (this makes a separate case):") }),
       el("code", { className: "command", text: commandFor(item.name) }),

@@ -512,6 +512,12 @@ def test_status_shows_each_hash_and_withdrawal_needs_a_confirmation(page: Page) 
     assert cells[0].endswith("0a21c8f85a55a9e276ffc2c53f6887c4")
     assert cells[1] == "Active: shared with platforms"
     assert cells[2:] == ["0", "0"]
+    page.driver.set_window_size(390, 844)
+    page.shot("status-2-active-phone")
+    assert not page.driver.execute_script(
+        "return document.documentElement.scrollWidth > window.innerWidth"
+    )
+    page.driver.set_window_size(1000, 1300)
 
     page.css('[data-action="withdraw"]').click()
     page.shot("status-3-confirm")

@@ -34,13 +34,17 @@ function showStatus(data) {
   document.getElementById("case-state").textContent = data.state === "withdrawn"
     ? format(gettext("This case was withdrawn on %(date)s."), { date: date(data.withdrawn_at) })
     : format(gettext("This case is active. It was opened on %(date)s."), { date: date(data.created_at) });
+  // Each cell carries its column's heading, which a phone shows beside the value.
+  const headings = Array.from(panel.querySelectorAll("thead th"), (th) => th.textContent);
   const rows = data.hashes.map((item) => {
     const kind = item.algorithm === "pdq" ? gettext("Photo") : gettext("Video");
     return el("tr", {}, [
-      el("td", {}, [el("span", { className: "hash-kind", text: kind }), el("code", { className: "hash", text: item.value })]),
-      el("td", { text: stateLabel(item.status) }),
-      el("td", { text: count(item.partners_received) }),
-      el("td", { text: count(item.partners_blocked) }),
+      el("td", { "data-label": headings[0] }, [
+        el("div", {}, [el("span", { className: "hash-kind", text: kind }), el("code", { className: "hash", text: item.value })]),
+      ]),
+      el("td", { "data-label": headings[1], text: stateLabel(item.status) }),
+      el("td", { "data-label": headings[2], text: count(item.partners_received) }),
+      el("td", { "data-label": headings[3], text: count(item.partners_blocked) }),
     ]);
   });
   document.getElementById("status-rows").replaceChildren(...rows);

@@ -290,6 +290,17 @@ def test_an_adult_makes_a_case_with_a_photo_and_a_video(page: Page) -> None:
     page.shot("adult-6-result")
     assert credentials["pin"] == "correct horse"
     assert "shown only this once" in page.text("#result-warning")
+    page.driver.execute_cdp_cmd(
+        "Browser.grantPermissions",
+        {"origin": page.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+    )
+    page.css('[data-action="copy"]').click()
+    page.wait(lambda d: page.text("#result-status"))
+    assert page.text("#result-status").startswith("Copied.")
+    copied = page.driver.execute_async_script(
+        "navigator.clipboard.readText().then(arguments[0], (e) => arguments[0](String(e)))"
+    )
+    assert copied == f"Case number: {credentials['case_number']}\nPIN: correct horse"
     page.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
     page.shot("adult-7-print")
     assert not page.css("#quick-exit").is_displayed()

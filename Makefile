@@ -45,6 +45,7 @@ format: $(STAMP)
 
 messages: $(STAMP)
 	$(BIN)/python manage.py makemessages -l nl -l sv --no-obsolete -i ".venv/*" -i "var/*"
+	$(BIN)/python manage.py makemessages -d djangojs -l nl -l sv --no-obsolete -i ".venv/*" -i "var/*" -i "tests/*" -i "*/vendor/*"
 	$(BIN)/python manage.py compilemessages -i ".venv"
 
 bench-cases: $(STAMP)

@@ -117,13 +117,19 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "webapi.guard.ApiRequestGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "config.middleware.AddressOrHeaderLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Sets no policy by itself: the public pages carry theirs (cases.views.PUBLIC_PAGE_POLICY).
+    "csp.middleware.CSPMiddleware",
 ]
+if not DEBUG:
+    # Static files are answered before sessions, locale or CSRF can touch them. In
+    # development runserver serves them from the apps' folders (django.contrib.staticfiles).
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -207,6 +213,27 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "static")))
+# whitenoise serves STATIC_ROOT (collectstatic) compressed and under hashed names, and keeps
+# the original names too, so /static/cases/pdq.js is a stable address for outside users.
+# The Dockerfile turns this on to collect a manifest at build time, when DEBUG is on.
+STATIC_HASHED_NAMES = envbool("STATIC_HASHED_NAMES", not DEBUG)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if STATIC_HASHED_NAMES
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_KEEP_ONLY_HASHED_FILES = False
+# Where the "leave this site quickly" button goes: a busy, unremarkable site.
+HASHBANK_QUICK_EXIT_URL = envstr("HASHBANK_QUICK_EXIT_URL", "https://www.google.com/")
+if not re.fullmatch(r"https?://[^\s\"'<>]+|about:blank", HASHBANK_QUICK_EXIT_URL):
+    raise ImproperlyConfigured(
+        f"HASHBANK_QUICK_EXIT_URL must be an http(s) URL, got {HASHBANK_QUICK_EXIT_URL!r}"
+    )
 
 # The case API never takes media: bodies are small JSON documents.
 HASHBANK_MAX_BODY_BYTES = 64 * 1024

@@ -1,12 +1,13 @@
+from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from cases.views import case_page
+from cases.views import case_page, status_page
 from config.health import healthz
 
 urlpatterns = [
-    path("", case_page, name="case-page"),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("cases.urls")),
     path("exchange/v1/", include("exchange.urls")),
@@ -16,3 +17,12 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("admin/", admin.site.urls),
 ]
+
+# The public pages in English at /, Dutch at /nl/ and Swedish at /sv/: the URL
+# carries the language, so switching needs no cookie.
+urlpatterns += i18n_patterns(
+    path("", case_page, name="case-page"),
+    path("status", status_page, name="case-status-page"),
+    path("jsi18n.js", JavaScriptCatalog.as_view(packages=["cases"]), name="jsi18n"),
+    prefix_default_language=False,
+)

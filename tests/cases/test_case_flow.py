@@ -130,4 +130,4 @@ def test_the_same_hash_on_both_lists_is_two_records(api):
 def test_the_page_explains_the_service(client):
     response = client.get("/")
     assert response.status_code == 200
-    assert b"/api/v1/cases" in response.content
+    assert b"never leave your device" in response.content

@@ -66,5 +66,8 @@ def test_the_created_message_is_translated(api, language, expected):
 
 
 def test_the_page_is_translated(client):
-    response = client.get("/", HTTP_ACCEPT_LANGUAGE="sv")
-    assert "Stoppa spridningen av dina intima bilder" in response.content.decode()
+    # The page's address decides its language (no cookie needed to switch); a browser
+    # asking for Swedish at / is offered the Swedish page.
+    assert "Stoppa spridningen av dina intima bilder" in client.get("/sv/").content.decode()
+    english = client.get("/", HTTP_ACCEPT_LANGUAGE="sv").content.decode()
+    assert '<a href="/sv/" hreflang="sv">Den här sidan finns också på svenska</a>' in english

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db import models, transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -34,8 +35,8 @@ class CredentialInline(admin.TabularInline):
     model = Credential
     extra = 0
     can_delete = False
-    fields = ["kind", "hint", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
+    readonly_fields = ("kind", "hint", "created_at", "last_used_at", "revoked_at")
+    fields = readonly_fields
     ordering = ["-created_at"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -47,8 +48,8 @@ class PartnerListStateInline(admin.TabularInline):
     extra = 0
     can_delete = False
     verbose_name_plural = "fetch positions"
-    fields = ["hash_list", "last_fetch_at", "last_fetch_position", "log_size", "behind"]
-    readonly_fields = fields
+    readonly_fields = ("hash_list", "last_fetch_at", "last_fetch_position", "log_size", "behind")
+    fields = readonly_fields
 
     @admin.display(description="log size")
     def log_size(self, obj: PartnerListState) -> int:
@@ -85,9 +86,9 @@ class DeliveryInline(admin.TabularInline):
     extra = 0
     can_delete = False
     verbose_name_plural = "push deliveries"
-    fields = ["hash_list", "acked_position", "lag", "degraded", "last_success_at", "last_error",
-              "next_attempt_at"]  # fmt: skip
-    readonly_fields = fields
+    readonly_fields = ("hash_list", "acked_position", "lag", "degraded", "last_success_at",
+                       "last_error", "next_attempt_at")  # fmt: skip
+    fields = readonly_fields
 
     @admin.display(description="lag (entries, seconds)")
     def lag(self, obj: Delivery) -> str:
@@ -119,12 +120,11 @@ class PartnerAdmin(admin.ModelAdmin):
 
     @admin.display(description="last fetch")
     def last_fetch(self, obj: Partner) -> str:
-        states = [s for s in obj.list_states.all() if s.last_fetch_at]
-        if not states:
+        fetched = [(s.last_fetch_at, s) for s in obj.list_states.all() if s.last_fetch_at]
+        if not fetched:
             return "never"
-        latest = max(states, key=lambda s: s.last_fetch_at)  # type: ignore[arg-type,return-value]
-        when = f"{latest.last_fetch_at:%Y-%m-%d %H:%M}"
-        return f"{when} ({latest.hash_list.slug} @ {latest.last_fetch_position})"
+        when, latest = max(fetched, key=lambda pair: pair[0])
+        return f"{when:%Y-%m-%d %H:%M} ({latest.hash_list.slug} @ {latest.last_fetch_position})"
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is ListGrant:
@@ -221,7 +221,7 @@ class DeliveryAdmin(admin.ModelAdmin):
                 "title": "Redeliver from index",
                 "form": form,
                 "deliveries": queryset,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )
 
@@ -251,7 +251,8 @@ class PeerForm(forms.ModelForm):
         return self._domain(federation.peer_base_url_check, self.cleaned_data["base_url"])
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         remote_list = data.get("remote_list") or self.instance.remote_list
         if data.get("vkeys") and remote_list:
             keys = self._domain(

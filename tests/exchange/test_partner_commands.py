@@ -100,15 +100,13 @@ def test_credentials_command_refuses_unknown_partner_and_kind():
         )
 
 
-def test_admin_pages_for_partners_render(client, django_user_model):
+def test_admin_pages_for_partners_render(operator):
     create("Admin Visible", "--lists", "adult")
-    admin = django_user_model.objects.create_superuser("op", "op@example.org", "long-password-123")
-    client.force_login(admin)
     partner = Partner.objects.get()
-    assert client.get("/admin/exchange/partner/").status_code == 200
-    page = client.get(f"/admin/exchange/partner/{partner.pk}/change/")
+    assert operator.get("/admin/exchange/partner/").status_code == 200
+    page = operator.get(f"/admin/exchange/partner/{partner.pk}/change/")
     assert page.status_code == 200
-    response = client.post(
+    response = operator.post(
         "/admin/exchange/partner/",
         {"action": "rotate_credentials", "_selected_action": [partner.pk]},
     )

@@ -18,11 +18,12 @@ def request_partner(request: Request) -> Partner:
     DRF keeps what ``authenticate`` returned as ``request.user``, which the stubs type as a
     Django user; here it is a Partner, and ``IsAuthenticated`` makes sure there is one.
     """
-    partner = request.user
-    if not isinstance(partner, Partner):
+    # Widened first: the stubs' User | AnonymousUser can't be narrowed to a Partner.
+    user: object = request.user
+    if not isinstance(user, Partner):
         # Only a view wired to another authentication class gets here: a programming error.
-        raise TypeError(f"request.user is a {type(partner).__name__}, not a Partner")
-    return partner
+        raise TypeError(f"request.user is a {type(user).__name__}, not a Partner")
+    return user
 
 
 class PartnerTokenAuthentication(authentication.BaseAuthentication):

@@ -9,8 +9,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from exchange.models import Credential, Partner
+from exchange.models import Credential, ListGrant, Partner
+from exchange.selectors import partner_lists
 from exchange.services import credential_digest
+from hashbank.models import HashList
+from tests.admin_forms import submit_change_form
 
 pytestmark = pytest.mark.django_db
 
@@ -113,3 +116,23 @@ def test_admin_pages_for_partners_render(operator):
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     assert b"shown once" in response.content
+
+
+def test_a_list_granted_in_the_partner_page_records_the_operator_who_granted_it(
+    operator, make_partner
+):
+    partner, _ = make_partner(("adult",))
+    minor = HashList.objects.get(slug="minor")
+    submit_change_form(
+        operator,
+        f"/admin/exchange/partner/{partner.pk}/change/",
+        **{
+            "grants-TOTAL_FORMS": "2",
+            "grants-1-hash_list": str(minor.pk),
+            "grants-1-explicit_confirmation": "on",
+        },
+    )
+    grant = ListGrant.objects.get(partner=partner, hash_list=minor)
+    assert grant.effective and grant.granted_by is not None
+    assert grant.granted_by.username == "operator"
+    assert sorted(hl.slug for hl in partner_lists(partner=partner)) == ["adult", "minor"]

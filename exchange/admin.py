@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from exchange.federation import services as federation
 from exchange.federation.tasks import peer_sync
 from exchange.models import Credential, Delivery, ListGrant, Partner, PartnerListState, Peer
-from exchange.push.services import delivery_lag, webhook_secret_issue
+from exchange.push.services import delivery_lag, webhook_secret_issue, webhook_url_check
 from exchange.push.tasks import delivery_redeliver
 from exchange.services import PARTNER_KINDS, credentials_revoke, credentials_rotate
 from hashbank import tlog
@@ -98,8 +98,22 @@ class DeliveryInline(admin.TabularInline):
         return False
 
 
+class PartnerForm(forms.ModelForm):
+    """A webhook URL typed here obeys the rule ``partner_webhook`` applies (https only)."""
+
+    def clean_webhook_url(self) -> str:
+        url: str = self.cleaned_data["webhook_url"]
+        if url:
+            try:
+                webhook_url_check(url)
+            except DomainError as exc:
+                raise forms.ValidationError(exc.message) from None
+        return url
+
+
 @admin.register(Partner)
 class PartnerAdmin(admin.ModelAdmin):
+    form = PartnerForm
     list_display = ["name", "active", "granted_lists", "last_fetch", "created_at"]
     list_filter = ["active", "grants__hash_list"]
     search_fields = ["name", "contact_email"]

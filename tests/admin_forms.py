@@ -67,16 +67,20 @@ def assert_accepted(response: HttpResponse, changelist: str) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
-def submit_change_form(client: Client, url: str, **changes: Any) -> list[str]:
-    """Post the add or change form at ``url`` as a browser would, with ``changes``.
-
-    Fails unless the admin saved it; returns the messages it left (``… successfully.``).
-    """
+def post_change_form(client: Client, url: str, **changes: Any) -> HttpResponse:
+    """Post the add or change form at ``url`` as a browser would, with ``changes``."""
     parser = _FormFields()
     parser.feed(client.get(url).content.decode())
     data = {k: v for k, v in parser.data.items() if k != "csrfmiddlewaretoken"}
-    response = client.post(url, {**data, **changes})
-    return assert_accepted(response, changelist_url(url))
+    return client.post(url, {**data, **changes})
+
+
+def submit_change_form(client: Client, url: str, **changes: Any) -> list[str]:
+    """``post_change_form``, failing unless the admin saved the form.
+
+    Returns the messages it left (``… was changed successfully.``).
+    """
+    return assert_accepted(post_change_form(client, url, **changes), changelist_url(url))
 
 
 def submit_action(

@@ -13,7 +13,7 @@ from exchange.models import Credential, ListGrant, Partner
 from exchange.selectors import partner_lists
 from exchange.services import credential_digest
 from hashbank.models import HashList
-from tests.admin_forms import submit_change_form
+from tests.admin_forms import post_change_form, submit_change_form
 
 pytestmark = pytest.mark.django_db
 
@@ -136,3 +136,18 @@ def test_a_list_granted_in_the_partner_page_records_the_operator_who_granted_it(
     assert grant.effective and grant.granted_by is not None
     assert grant.granted_by.username == "operator"
     assert sorted(hl.slug for hl in partner_lists(partner=partner)) == ["adult", "minor"]
+
+
+def test_the_partner_page_refuses_a_webhook_url_the_webhook_command_refuses(
+    operator, make_partner, settings
+):
+    settings.HASHBANK_WEBHOOK_ALLOW_HTTP = False
+    partner, _ = make_partner(("adult",))
+    url = f"/admin/exchange/partner/{partner.pk}/change/"
+    refused = post_change_form(operator, url, webhook_url="http://p.example/hook")
+    assert refused.status_code == 200 and "must use https" in refused.content.decode()
+    partner.refresh_from_db()
+    assert partner.webhook_url == ""
+    submit_change_form(operator, url, webhook_url="https://p.example/hook")
+    partner.refresh_from_db()
+    assert partner.webhook_url == "https://p.example/hook"

@@ -113,10 +113,12 @@ class HashListField(serializers.ListSerializer):
             if key in seen:
                 raise serializers.ValidationError(
                     {
-                        position: {
+                        # A digit key is reported as an index: `hashes[1].value`.
+                        str(position): {
                             "value": [
                                 serializers.ErrorDetail(
-                                    _("This hash appears twice in the case."), code="duplicate_hash"
+                                    str(_("This hash appears twice in the case.")),
+                                    code="duplicate_hash",
                                 )
                             ]
                         }

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db import models, transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -16,7 +17,7 @@ from django.utils.html import format_html
 from exchange.federation import services as federation
 from exchange.federation.tasks import peer_sync
 from exchange.models import Credential, Delivery, ListGrant, Partner, PartnerListState, Peer
-from exchange.push.services import delivery_lag, webhook_secret_issue
+from exchange.push.services import delivery_lag, webhook_secret_issue, webhook_url_check
 from exchange.push.tasks import delivery_redeliver
 from exchange.services import PARTNER_KINDS, credentials_revoke, credentials_rotate
 from hashbank import tlog
@@ -34,8 +35,8 @@ class CredentialInline(admin.TabularInline):
     model = Credential
     extra = 0
     can_delete = False
-    fields = ["kind", "hint", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
+    readonly_fields = ("kind", "hint", "created_at", "last_used_at", "revoked_at")
+    fields = readonly_fields
     ordering = ["-created_at"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -47,8 +48,8 @@ class PartnerListStateInline(admin.TabularInline):
     extra = 0
     can_delete = False
     verbose_name_plural = "fetch positions"
-    fields = ["hash_list", "last_fetch_at", "last_fetch_position", "log_size", "behind"]
-    readonly_fields = fields
+    readonly_fields = ("hash_list", "last_fetch_at", "last_fetch_position", "log_size", "behind")
+    fields = readonly_fields
 
     @admin.display(description="log size")
     def log_size(self, obj: PartnerListState) -> int:
@@ -85,9 +86,9 @@ class DeliveryInline(admin.TabularInline):
     extra = 0
     can_delete = False
     verbose_name_plural = "push deliveries"
-    fields = ["hash_list", "acked_position", "lag", "degraded", "last_success_at", "last_error",
-              "next_attempt_at"]  # fmt: skip
-    readonly_fields = fields
+    readonly_fields = ("hash_list", "acked_position", "lag", "degraded", "last_success_at",
+                       "last_error", "next_attempt_at")  # fmt: skip
+    fields = readonly_fields
 
     @admin.display(description="lag (entries, seconds)")
     def lag(self, obj: Delivery) -> str:
@@ -97,8 +98,22 @@ class DeliveryInline(admin.TabularInline):
         return False
 
 
+class PartnerForm(forms.ModelForm):
+    """A webhook URL typed here obeys the rule ``partner_webhook`` applies (https only)."""
+
+    def clean_webhook_url(self) -> str:
+        url: str = self.cleaned_data["webhook_url"]
+        if url:
+            try:
+                webhook_url_check(url)
+            except DomainError as exc:
+                raise forms.ValidationError(exc.message) from None
+        return url
+
+
 @admin.register(Partner)
 class PartnerAdmin(admin.ModelAdmin):
+    form = PartnerForm
     list_display = ["name", "active", "granted_lists", "last_fetch", "created_at"]
     list_filter = ["active", "grants__hash_list"]
     search_fields = ["name", "contact_email"]
@@ -119,12 +134,11 @@ class PartnerAdmin(admin.ModelAdmin):
 
     @admin.display(description="last fetch")
     def last_fetch(self, obj: Partner) -> str:
-        states = [s for s in obj.list_states.all() if s.last_fetch_at]
-        if not states:
+        fetched = [(s.last_fetch_at, s) for s in obj.list_states.all() if s.last_fetch_at]
+        if not fetched:
             return "never"
-        latest = max(states, key=lambda s: s.last_fetch_at)  # type: ignore[arg-type,return-value]
-        when = f"{latest.last_fetch_at:%Y-%m-%d %H:%M}"
-        return f"{when} ({latest.hash_list.slug} @ {latest.last_fetch_position})"
+        when, latest = max(fetched, key=lambda pair: pair[0])
+        return f"{when:%Y-%m-%d %H:%M} ({latest.hash_list.slug} @ {latest.last_fetch_position})"
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is ListGrant:
@@ -221,7 +235,7 @@ class DeliveryAdmin(admin.ModelAdmin):
                 "title": "Redeliver from index",
                 "form": form,
                 "deliveries": queryset,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )
 
@@ -251,7 +265,8 @@ class PeerForm(forms.ModelForm):
         return self._domain(federation.peer_base_url_check, self.cleaned_data["base_url"])
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         remote_list = data.get("remote_list") or self.instance.remote_list
         if data.get("vkeys") and remote_list:
             keys = self._domain(

@@ -8,14 +8,28 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from exchange.models import Credential
+from exchange.models import Credential, Partner
 from exchange.services import partner_authenticate
+
+
+def request_partner(request: Request) -> Partner:
+    """The partner who made this request, on a view authenticated by a class below.
+
+    DRF keeps what ``authenticate`` returned as ``request.user``, which the stubs type as a
+    Django user; here it is a Partner, and ``IsAuthenticated`` makes sure there is one.
+    """
+    # Widened first: the stubs' User | AnonymousUser can't be narrowed to a Partner.
+    user: object = request.user
+    if not isinstance(user, Partner):
+        # Only a view wired to another authentication class gets here: a programming error.
+        raise TypeError(f"request.user is a {type(user).__name__}, not a Partner")
+    return user
 
 
 class PartnerTokenAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer <token>``; a missing or bad token is a 401."""
 
-    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+    def authenticate(self, request: Request) -> tuple[Partner, Credential] | None:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -33,7 +47,7 @@ class StopNCIIKeyAuthentication(authentication.BaseAuthentication):
     """``Ocp-Apim-Subscription-Key`` names the partner; ``x-functions-key`` must be that
     partner's key for the endpoint being called (``function_kind`` on the view)."""
 
-    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+    def authenticate(self, request: Request) -> tuple[Partner, Credential] | None:
         subscription = request.META.get("HTTP_OCP_APIM_SUBSCRIPTION_KEY", "").strip()
         function_key = request.META.get("HTTP_X_FUNCTIONS_KEY", "").strip()
         if not subscription or not function_key:

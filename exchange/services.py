@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,8 +29,12 @@ PARTNER_KINDS = (
     Kind.FETCH_FUNCTION_KEY,
     Kind.FEEDBACK_FUNCTION_KEY,
 )
-_PREFIX = {Kind.BEARER: "hbt_", Kind.SUBSCRIPTION_KEY: "", Kind.FETCH_FUNCTION_KEY: "",
-           Kind.FEEDBACK_FUNCTION_KEY: ""}  # fmt: skip
+_PREFIX: dict[str, str] = {
+    Kind.BEARER: "hbt_",
+    Kind.SUBSCRIPTION_KEY: "",
+    Kind.FETCH_FUNCTION_KEY: "",
+    Kind.FEEDBACK_FUNCTION_KEY: "",
+}
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -74,7 +78,7 @@ def partner_grant(
     partner: Partner,
     hash_list: HashList,
     explicit: bool = False,
-    granted_by: AbstractBaseUser | None = None,
+    granted_by: User | None = None,
 ) -> ListGrant:
     grant, _ = ListGrant.objects.update_or_create(
         partner=partner,
@@ -110,7 +114,9 @@ def partner_create(
         partner = Partner.objects.create(name=name, contact_email=contact_email)
         for slug in slugs:
             partner_grant(partner=partner, hash_list=hash_lists[slug], explicit=True)
-        secrets_ = {kind: credential_issue(partner=partner, kind=kind) for kind in PARTNER_KINDS}
+        secrets_: dict[str, str] = {
+            kind: credential_issue(partner=partner, kind=kind) for kind in PARTNER_KINDS
+        }
     return partner, secrets_
 
 

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.test import Client
 from rest_framework.test import APIClient
 
 from cases.services import CaseCreated, Eligibility, case_create
@@ -44,6 +46,14 @@ def _no_auth_cache(settings: Any) -> None:
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def operator(client: Client, db: None) -> Client:
+    """A browser logged in to the admin as an operator (a superuser)."""
+    user = User.objects.create_superuser("operator", "op@example.org", "a-long-operator-password")
+    client.force_login(user)
+    return client
 
 
 def pdq(seed: str, quality: int = 90) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Final
 
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 #: Syncs with fewer new entries than this get no progress bar.
 PROGRESS_MIN_ENTRIES: Final = 10_000

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exchange.authentication import PartnerTokenAuthentication
+from exchange.authentication import PartnerTokenAuthentication, request_partner
 from exchange.feeds import selectors, services
 from exchange.feeds.serializers import (
     ConsistencyQuerySerializer,
@@ -74,7 +74,7 @@ class ListsApi(PartnerApi):
     def get(self, request: Request) -> Response:
         lists = [
             {"slug": hl.slug, "name": hl.name, "origin": list_origin(hl.slug), "size": hl.log_size}
-            for hl in partner_lists(partner=request.user)
+            for hl in partner_lists(partner=request_partner(request))
         ]
         return Response({"lists": lists})
 
@@ -90,7 +90,7 @@ class CheckpointApi(PartnerApi):
         },
     )
     def get(self, request: Request, slug: str) -> HttpResponse:
-        note = selectors.partner_checkpoint(partner=request.user, slug=slug)
+        note = selectors.partner_checkpoint(partner=request_partner(request), slug=slug)
         return HttpResponse(note, content_type="text/plain; charset=utf-8")
 
 
@@ -105,12 +105,13 @@ class EntriesApi(PartnerApi):
         ],
         responses={200: EntriesSerializer, **_PARAM_ERRORS},
     )
-    def get(self, request: Request, slug: str) -> HttpResponse:
-        hash_list = selectors.partner_list_get(partner=request.user, slug=slug)
+    def get(self, request: Request, slug: str) -> StreamingHttpResponse:
+        partner = request_partner(request)
+        hash_list = selectors.partner_list_get(partner=partner, slug=slug)
         query = self.query(EntriesQuerySerializer, request)
         page = selectors.feed_page(hash_list=hash_list, start=query["start"], limit=query["limit"])
         services.partner_record_fetch(
-            partner=request.user, hash_list=hash_list, position=query["start"] + len(page.entries)
+            partner=partner, hash_list=hash_list, position=query["start"] + len(page.entries)
         )
         # Rendered directly and streamed in pieces: pages are large, DRF's renderer
         # is slow for them, and one big string per page fragments the worker's heap.
@@ -127,7 +128,7 @@ class ConsistencyProofApi(PartnerApi):
         responses={200: ConsistencySerializer, **_PARAM_ERRORS},
     )
     def get(self, request: Request, slug: str) -> Response:
-        hash_list = selectors.partner_list_get(partner=request.user, slug=slug)
+        hash_list = selectors.partner_list_get(partner=request_partner(request), slug=slug)
         query = self.query(ConsistencyQuerySerializer, request)
         return Response(
             selectors.consistency_proof(hash_list=hash_list, old=query["old"], new=query.get("new"))
@@ -144,7 +145,7 @@ class InclusionProofApi(PartnerApi):
         responses={200: InclusionSerializer, **_PARAM_ERRORS},
     )
     def get(self, request: Request, slug: str) -> Response:
-        hash_list = selectors.partner_list_get(partner=request.user, slug=slug)
+        hash_list = selectors.partner_list_get(partner=request_partner(request), slug=slug)
         query = self.query(InclusionQuerySerializer, request)
         return Response(
             selectors.inclusion_proof(
@@ -187,8 +188,13 @@ class FeedbackItemInputSerializer(ClosedSerializer):
 
 
 class FeedbackInputSerializer(ClosedSerializer):
-    items = FeedbackItemInputSerializer(
-        many=True, allow_empty=False, min_length=1, max_length=services.MAX_FEEDBACK_ITEMS
+    # Built as a ListSerializer (what `many=True` makes) because the stubs don't know
+    # that `many=True` passes min_length and max_length on to it.
+    items: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=FeedbackItemInputSerializer(),
+        allow_empty=False,
+        min_length=1,
+        max_length=services.MAX_FEEDBACK_ITEMS,
     )
 
 
@@ -250,6 +256,6 @@ class FeedbackApi(PartnerApi):
             for item in serializer.validated_data["items"]
         ]
         results = services.feedback_submit(
-            partner=request.user, items=items, via=FeedbackEvent.Via.NATIVE
+            partner=request_partner(request), items=items, via=FeedbackEvent.Via.NATIVE
         )
         return Response({"results": feedback_results_json(results)})

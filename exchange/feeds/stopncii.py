@@ -39,7 +39,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from exchange.authentication import StopNCIIKeyAuthentication
+from exchange.authentication import StopNCIIKeyAuthentication, request_partner
 from exchange.feeds import selectors, services
 from exchange.feeds.api import feedback_results_json
 from exchange.feeds.serializers import QueryInt
@@ -330,9 +330,12 @@ class FetchHashesQuerySerializer(ClosedSerializer):
 
 
 class CSPFeedbackSerializer(serializers.Serializer):
-    source = serializers.CharField()
     feedbackValue = serializers.ChoiceField(choices=list(OUTCOMES))
     tags = serializers.ListField(child=serializers.CharField())
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `source` is also an attribute of every DRF field, so it can't be declared above.
+        return {"source": serializers.CharField(), **super().get_fields()}
 
 
 class HashRecordSerializer(serializers.Serializer):
@@ -391,8 +394,13 @@ class HashFeedbackInputSerializer(ClosedSerializer):
 
 class SubmitFeedbackInputSerializer(ClosedSerializer):
     count = StrictIntegerField(min_value=1, max_value=services.MAX_FEEDBACK_ITEMS)
-    hashFeedbacks = HashFeedbackInputSerializer(
-        many=True, allow_empty=False, min_length=1, max_length=services.MAX_FEEDBACK_ITEMS
+    # Built as a ListSerializer (what `many=True` makes) because the stubs don't know
+    # that `many=True` passes min_length and max_length on to it.
+    hashFeedbacks: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=HashFeedbackInputSerializer(),
+        allow_empty=False,
+        min_length=1,
+        max_length=services.MAX_FEEDBACK_ITEMS,
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -431,7 +439,7 @@ class StopNCIIApi(APIView):
     function_kind: str
 
     def hash_list(self, request: Request) -> HashList:
-        return selectors.partner_list_get(partner=request.user, slug=STOPNCII_LIST)
+        return selectors.partner_list_get(partner=request_partner(request), slug=STOPNCII_LIST)
 
 
 class FetchHashesApi(StopNCIIApi):
@@ -448,26 +456,25 @@ class FetchHashesApi(StopNCIIApi):
         summary="StopNCII FetchHashes: the adult list's changes since startTimestamp",
     )
     def get(self, request: Request) -> HttpResponse:
+        partner = request_partner(request)
         hash_list = self.hash_list(request)
         query = FetchHashesQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         start = query.validated_data["startTimestamp"]
         token = query.validated_data.get("nextPageToken") or ""
         cursor = (
-            cursor_from_token(partner=request.user, token=token, start_timestamp=start)
+            cursor_from_token(partner=partner, token=token, start_timestamp=start)
             if token
             else None
         )
         page = fetch_page(
-            partner=request.user,
+            partner=partner,
             hash_list=hash_list,
             start_timestamp=start,
             page_size=query.validated_data["pageSize"],
             cursor=cursor,
         )
-        services.partner_record_fetch(
-            partner=request.user, hash_list=hash_list, position=page.position
-        )
+        services.partner_record_fetch(partner=partner, hash_list=hash_list, position=page.position)
         body = {
             "count": len(page.records),
             "nextPageToken": page.next_token,
@@ -505,7 +512,7 @@ class SubmitFeedbackApi(StopNCIIApi):
             for item in given
         ]
         results = services.feedback_submit(
-            partner=request.user, items=items, via=FeedbackEvent.Via.STOPNCII
+            partner=request_partner(request), items=items, via=FeedbackEvent.Via.STOPNCII
         )
         rendered = feedback_results_json(results)
         for result, item in zip(rendered, items, strict=True):

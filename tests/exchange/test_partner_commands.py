@@ -9,8 +9,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from exchange.models import Credential, Partner
+from exchange.models import Credential, ListGrant, Partner
+from exchange.selectors import partner_lists
 from exchange.services import credential_digest
+from hashbank.models import HashList
+from tests.admin_forms import post_change_form, submit_change_form
 
 pytestmark = pytest.mark.django_db
 
@@ -100,18 +103,51 @@ def test_credentials_command_refuses_unknown_partner_and_kind():
         )
 
 
-def test_admin_pages_for_partners_render(client, django_user_model):
+def test_admin_pages_for_partners_render(operator):
     create("Admin Visible", "--lists", "adult")
-    admin = django_user_model.objects.create_superuser("op", "op@example.org", "long-password-123")
-    client.force_login(admin)
     partner = Partner.objects.get()
-    assert client.get("/admin/exchange/partner/").status_code == 200
-    page = client.get(f"/admin/exchange/partner/{partner.pk}/change/")
+    assert operator.get("/admin/exchange/partner/").status_code == 200
+    page = operator.get(f"/admin/exchange/partner/{partner.pk}/change/")
     assert page.status_code == 200
-    response = client.post(
+    response = operator.post(
         "/admin/exchange/partner/",
         {"action": "rotate_credentials", "_selected_action": [partner.pk]},
     )
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     assert b"shown once" in response.content
+
+
+def test_a_list_granted_in_the_partner_page_records_the_operator_who_granted_it(
+    operator, make_partner
+):
+    partner, _ = make_partner(("adult",))
+    minor = HashList.objects.get(slug="minor")
+    submit_change_form(
+        operator,
+        f"/admin/exchange/partner/{partner.pk}/change/",
+        **{
+            "grants-TOTAL_FORMS": "2",
+            "grants-1-hash_list": str(minor.pk),
+            "grants-1-explicit_confirmation": "on",
+        },
+    )
+    grant = ListGrant.objects.get(partner=partner, hash_list=minor)
+    assert grant.effective and grant.granted_by is not None
+    assert grant.granted_by.username == "operator"
+    assert sorted(hl.slug for hl in partner_lists(partner=partner)) == ["adult", "minor"]
+
+
+def test_the_partner_page_refuses_a_webhook_url_the_webhook_command_refuses(
+    operator, make_partner, settings
+):
+    settings.HASHBANK_WEBHOOK_ALLOW_HTTP = False
+    partner, _ = make_partner(("adult",))
+    url = f"/admin/exchange/partner/{partner.pk}/change/"
+    refused = post_change_form(operator, url, webhook_url="http://p.example/hook")
+    assert refused.status_code == 200 and "must use https" in refused.content.decode()
+    partner.refresh_from_db()
+    assert partner.webhook_url == ""
+    submit_change_form(operator, url, webhook_url="https://p.example/hook")
+    partner.refresh_from_db()
+    assert partner.webhook_url == "https://p.example/hook"

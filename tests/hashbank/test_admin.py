@@ -2,65 +2,11 @@
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
-from typing import Any
-
 import pytest
-from django.contrib.auth.models import User
+
+from tests.admin_forms import submit_change_form
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator(client):
-    user = User.objects.create_superuser("operator", "op@example.org", "a-long-operator-password")
-    client.force_login(user)
-    return client
-
-
-class _FormFields(HTMLParser):
-    """The fields a browser would submit from the page's change form, as they stand."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data: dict[str, Any] = {}
-        self._textarea: str | None = None
-        self._select: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        name = a.get("name")
-        if tag == "input" and name and a.get("type") not in ("submit", "checkbox", "file"):
-            self.data[name] = a.get("value") or ""
-        elif tag == "input" and name and a.get("type") == "checkbox" and "checked" in a:
-            self.data[name] = a.get("value") or "on"
-        elif tag == "textarea" and name:
-            self._textarea = name
-            self.data[name] = ""
-        elif tag == "select" and name:
-            self._select = name
-        elif tag == "option" and self._select and "selected" in a:
-            self.data[self._select] = a.get("value") or ""
-
-    def handle_data(self, data: str) -> None:
-        if self._textarea:
-            self.data[self._textarea] += data
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "textarea":
-            self._textarea = None
-        elif tag == "select":
-            self._select = None
-
-
-def submit_change_form(client: Any, url: str, **changes: Any) -> Any:
-    """Post the change form at ``url`` as a browser would, with ``changes``; must be accepted."""
-    parser = _FormFields()
-    parser.feed(client.get(url).content.decode())
-    data = {k: v for k, v in parser.data.items() if k != "csrfmiddlewaretoken"}
-    response = client.post(url, {**data, **changes})
-    assert response.status_code == 302, response.content.decode()[:2000]  # saved, redirected
-    return response
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,7 @@ def test_hashes_release_releases_only_those_hashes_and_is_idempotent(adult):
     }
 
 
+@pytest.mark.perf
 def test_local_cases_cost_no_extra_queries_for_provenance(adult, django_assert_max_num_queries):
     items = [HashInput("md5", md5(f"q{i}")["value"]) for i in range(5)]
     hashes_hold(hash_list=adult, hashes=items, holder=CASE_1)

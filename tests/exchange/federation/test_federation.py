@@ -18,7 +18,6 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
@@ -33,6 +32,7 @@ from hashbank import tlog
 from hashbank.log import list_origin, list_verifiers
 from hashbank.models import Hash, HashList, Holder, HolderKind, LogEntry
 from hashbank.services import HashInput, hashes_hold, holds_release
+from tests.admin_forms import submit_action, submit_change_form
 from tests.conftest import pdq
 from tests.exchange.client.fake_bank import (
     TOKEN,
@@ -613,13 +613,6 @@ def test_the_beat_task_syncs_due_peers_and_skips_stopped_ones(bank, settings, in
 # ------------------------------------------------------------------ admin
 
 
-@pytest.fixture
-def operator(client: Any) -> Any:
-    user = User.objects.create_superuser("operator", "op@example.org", "a-long-operator-password")
-    client.force_login(user)
-    return client
-
-
 @pytest.mark.django_db
 def test_admin_shows_a_stopped_peer_as_an_alert(operator, bank):
     add_values(bank, 2, "admin")
@@ -639,22 +632,16 @@ def test_admin_shows_a_stopped_peer_as_an_alert(operator, bank):
 @pytest.mark.django_db
 def test_admin_adds_a_peer_and_its_actions_sync_and_resume(operator, bank, in_process_tasks):
     add_values(bank, 2, "admin-add")
-    response = operator.post(
-        "/admin/exchange/peer/add/",
-        {"name": "fake", "base_url": bank.url, "remote_list": "adult", "vkeys": bank.vkey,
-         "local_list": HashList.objects.get(slug="minor").pk, "token": TOKEN, "active": "on"},
+    submit_change_form(
+        operator, "/admin/exchange/peer/add/",
+        name="fake", base_url=bank.url, remote_list="adult", vkeys=bank.vkey,
+        local_list=HashList.objects.get(slug="minor").pk, token=TOKEN, active="on",
     )  # fmt: skip
-    assert response.status_code == 302, response.content.decode()[:2000]
     peer = Peer.objects.get()
     assert secret_box.unseal(peer.token_sealed, purpose=f"peer:{peer.pk}") == TOKEN
 
     def action(name: str) -> str:
-        response = operator.post(
-            "/admin/exchange/peer/",
-            {"action": name, "_selected_action": [peer.pk]},
-            follow=True,
-        )
-        return response.content.decode()
+        return "\n".join(submit_action(operator, "/admin/exchange/peer/", name, [peer]))
 
     assert "ok, size 2, 2 imported" in action("sync_now")
     Peer.objects.filter(pk=peer.pk).update(stopped=True, alert="test alert")

@@ -480,6 +480,7 @@ def test_an_empty_token_starts_from_the_beginning(keys, make_case):
     assert response.json()["count"] == 1
 
 
+@pytest.mark.perf
 def test_a_page_is_read_in_a_constant_number_of_queries(keys, make_case):
     _, secrets = keys
     make_case(*(pdq(f"h{i}") for i in range(20)))

@@ -110,23 +110,30 @@ def list_access_refresh(*, partner_id: int) -> None:
         )
         starting = readable - open_periods.keys()
         ending = open_periods.keys() - readable
-        if not starting and not ending:
-            return
         now = timezone.now()
         for list_id in sorted(starting | ending):  # one lock order everywhere: by id
             size = hash_list_lock(hash_list_id=list_id).log_size
             if list_id in ending:
                 ListAccess.objects.filter(pk=open_periods[list_id]).update(end=size, ended_at=now)
-                ListGrant.objects.filter(partner_id=partner_id, hash_list_id=list_id).update(
-                    granted_log_size=None
-                )
             else:
                 ListAccess.objects.create(
                     partner_id=partner_id, hash_list_id=list_id, start=size, started_at=now
                 )
-                ListGrant.objects.filter(partner_id=partner_id, hash_list_id=list_id).update(
-                    granted_log_size=size
-                )
+        # Each grant shows where the partner's current access began (saving a stale
+        # grant instance cannot leave a wrong value behind: this runs after every save).
+        current = dict(
+            ListAccess.objects.filter(partner_id=partner_id, end__isnull=True).values_list(
+                "hash_list_id", "start"
+            )
+        )
+        grants = ListGrant.objects.filter(partner_id=partner_id)
+        grants.exclude(hash_list_id__in=list(current)).exclude(granted_log_size=None).update(
+            granted_log_size=None
+        )
+        for list_id, start in current.items():
+            grants.filter(hash_list_id=list_id).exclude(granted_log_size=start).update(
+                granted_log_size=start
+            )
 
 
 def partner_create(

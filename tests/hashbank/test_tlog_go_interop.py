@@ -112,7 +112,14 @@ def go_verify(
 
 def checkpoint_text(size: int = 10) -> str:
     edge = RightEdge()
-    edge.extend(leaf_hash(b"add md5 %032x - %d\n" % (i, i)) for i in range(size))
+    edge.extend(
+        leaf_hash(
+            encode_add(
+                salt=bytes(32), algorithm="md5", value=f"{i:032x}", quality=None, timestamp=i
+            )
+        )
+        for i in range(size)
+    )
     return format_checkpoint(origin=ORIGIN, size=edge.size, root=edge.root())
 
 

@@ -64,6 +64,22 @@ def test_a_minor_grant_counts_only_while_explicitly_confirmed(make_case, make_pa
     assert periods(partner) == [(0, None)]  # the adult list is unaffected
 
 
+def test_a_list_that_comes_to_need_an_explicit_grant_closes_unconfirmed_access(
+    make_case, make_partner
+):
+    confirmed, _ = make_partner(("adult",))
+    unconfirmed, _ = make_partner(("adult",))
+    ListGrant.objects.filter(partner=unconfirmed).update(explicit_confirmation=False)
+    make_case(pdq("a"))
+    adult = HashList.objects.get(slug="adult")
+    adult.requires_explicit_grant = True
+    adult.save()
+    assert periods(unconfirmed) == [(0, 1)]
+    assert periods(confirmed) == [(0, None)]
+    make_case(pdq("b"))  # an append saves the list row too, and changes nothing here
+    assert periods(unconfirmed) == [(0, 1)]
+
+
 def test_deactivating_a_partner_in_admin_closes_its_access(
     make_case, make_partner, client, django_user_model
 ):

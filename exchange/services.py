@@ -99,7 +99,8 @@ def list_access_refresh(*, partner_id: int) -> None:
     recorded is exactly where the change falls in that list's log.
     """
     with transaction.atomic():
-        partner = Partner.objects.filter(pk=partner_id).first()
+        # The partner's row lock serialises refreshes of one partner; lists are locked after it.
+        partner = Partner.objects.select_for_update().filter(pk=partner_id).first()
         readable: set[int] = set()
         if partner is not None and partner.active:
             readable = set(partner_lists(partner=partner).values_list("pk", flat=True))

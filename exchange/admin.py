@@ -27,8 +27,8 @@ from webapi.errors import DomainError
 class ListGrantInline(admin.TabularInline):
     model = ListGrant
     extra = 0
-    fields = ["hash_list", "explicit_confirmation", "granted_at", "granted_by"]
-    readonly_fields = ["granted_at", "granted_by"]
+    fields = ["hash_list", "explicit_confirmation", "granted_at", "granted_by", "granted_log_size"]
+    readonly_fields = ["granted_at", "granted_by", "granted_log_size"]
 
 
 class CredentialInline(admin.TabularInline):
@@ -176,7 +176,14 @@ class PartnerAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deactivate (stops all access at once)")
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
-        self.message_user(request, f"Deactivated {queryset.update(active=False)} partners.")
+        # Saved one by one, not queryset.update(): each save closes the partner's
+        # list access periods (exchange.services.list_access_refresh).
+        with transaction.atomic():
+            partners = list(queryset.filter(active=True).select_for_update())
+            for partner in partners:
+                partner.active = False
+                partner.save(update_fields=["active"])
+        self.message_user(request, f"Deactivated {len(partners)} partners.")
 
 
 @admin.register(PartnerListState)

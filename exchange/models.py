@@ -61,6 +61,13 @@ class ListGrant(models.Model):
     granted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False
     )
+    granted_log_size = models.BigIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The list's log size when this grant last let the partner read the list "
+        "(empty while it does not).",
+    )
 
     class Meta:
         constraints = [
@@ -88,6 +95,45 @@ class ListGrant(models.Model):
     @property
     def effective(self) -> bool:
         return self.explicit_confirmation or not self.hash_list.requires_explicit_grant
+
+
+class ListAccess(models.Model):
+    """A stretch of a list's log during which a partner could read the list.
+
+    Positions, not clocks: ``start`` is the list's log size when the partner
+    could first read it (granted, explicitly where required, and active), ``end``
+    its size when that stopped (grant deleted, confirmation taken back, partner
+    deactivated), NULL while it lasts. Both are read under the list's row lock,
+    the lock every append takes, so each entry falls either side of them, never
+    in between. A row outlives the grant that opened it: it is how FetchHashes
+    knows that a value withdrawn while the partner could not see the list must
+    never reach it. Kept by ``exchange.services.list_access_refresh`` only.
+    """
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="list_access")
+    hash_list = models.ForeignKey(HashList, on_delete=models.PROTECT, related_name="+")
+    start = models.BigIntegerField(editable=False)
+    end = models.BigIntegerField(null=True, blank=True, editable=False)
+    started_at = models.DateTimeField(default=timezone.now, editable=False)
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "hash_list"],
+                condition=models.Q(end__isnull=True),
+                name="list_access_one_open",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(end__isnull=True) | models.Q(end__gte=models.F("start")),
+                name="list_access_ends_after_start",
+            ),
+        ]
+        verbose_name_plural = "list access"
+
+    def __str__(self) -> str:
+        end = "" if self.end is None else self.end
+        return f"{self.partner} read {self.hash_list} over [{self.start}, {end})"
 
 
 class Credential(models.Model):

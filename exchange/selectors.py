@@ -56,7 +56,11 @@ def _b64(data: bytes | memoryview) -> str:
 
 
 def entry_json(index: int, leaf: bytes, leaf_hash: bytes, redacted: bool) -> dict[str, Any]:
-    """The wire form of one entry (docs/ARCHITECTURE.md): decoded fields plus the exact leaf."""
+    """The wire form of one entry (docs/LOG_FORMAT.md §5): decoded fields plus the exact leaf.
+
+    A redacted add is its leaf hash and nothing else: its value, its salt and its bytes are
+    never served again, so nobody can test a guess against the hash.
+    """
     if redacted:
         return {"index": index, "op": "add", "redacted": True, "leaf_hash": _b64(leaf_hash)}
     decoded = tlog.decode_leaf(leaf)
@@ -69,6 +73,7 @@ def entry_json(index: int, leaf: bytes, leaf_hash: bytes, redacted: bool) -> dic
             "quality": decoded.quality,
             "timestamp": decoded.timestamp,
             "origin": decoded.origin,
+            "salt": _b64(decoded.salt or b""),
         }
     else:
         body = {
@@ -87,17 +92,19 @@ def entry_json_text(index: int, leaf: bytes, leaf_hash: bytes, redacted: bool) -
 
     The leaf bytes come from our own canonical encoder (tlog.encode_*), so their
     fields are ASCII of known shape; only the origin needs JSON escaping. The
-    result is identical to ``json.dumps(entry_json(...), separators=(",", ":"))``.
+    result is identical to ``json.dumps(entry_json(...), separators=(",", ":"))``
+    (tests/exchange/feeds/test_pull_api.py checks it).
     """
     if redacted:
         return f'{{"index":{index},"op":"add","redacted":true,"leaf_hash":"{_b64(leaf_hash)}"}}'
     parts = leaf[:-1].decode("ascii").split(" ")
-    if parts[0] == "add":
-        quality = "null" if parts[3] == "-" else parts[3]
-        origin = json.dumps(parts[5]) if len(parts) == 6 else "null"
+    if parts[0] == "add2":  # add2 <salt hex> <algorithm> <value> <quality> <time>[ <origin>]
+        salt = _b64(bytes.fromhex(parts[1]))
+        quality = "null" if parts[4] == "-" else parts[4]
+        origin = json.dumps(parts[6]) if len(parts) == 7 else "null"
         return (
-            f'{{"index":{index},"op":"add","algorithm":"{parts[1]}","value":"{parts[2]}",'
-            f'"quality":{quality},"timestamp":{parts[4]},"origin":{origin},'
+            f'{{"index":{index},"op":"add","algorithm":"{parts[2]}","value":"{parts[3]}",'
+            f'"quality":{quality},"timestamp":{parts[5]},"origin":{origin},"salt":"{salt}",'
             f'"leaf":"{_b64(leaf)}"}}'
         )
     return (

@@ -14,11 +14,14 @@ from django.utils import timezone
 
 from exchange.models import (
     Credential,
+    ListAccess,
     ListGrant,
     Partner,
 )
+from exchange.selectors import partner_lists
 from exchange.ttl_cache import TtlCache
 from hashbank.models import HashList
+from hashbank.services import hash_list_lock
 from webapi.errors import InvalidInput
 
 Kind = Credential.Kind
@@ -87,6 +90,55 @@ def partner_grant(
     )
     grant.full_clean()
     return grant
+
+
+def list_access_refresh(*, partner_id: int) -> None:
+    """Open or close the partner's ``ListAccess`` periods to match what it may read now.
+
+    Runs after every save of a partner or a grant and every deletion of a grant
+    (``exchange.apps`` connects it), inside the transaction that made the change,
+    so the history and the change commit together. What "may read" means is
+    ``partner_lists``, for an active partner. Each list whose state changes is
+    locked (``hash_list_lock``, as every append locks it), so the log size
+    recorded is exactly where the change falls in that list's log.
+    """
+    with transaction.atomic():
+        # The partner's row lock serialises refreshes of one partner; lists are locked after it.
+        partner = Partner.objects.select_for_update().filter(pk=partner_id).first()
+        readable: set[int] = set()
+        if partner is not None and partner.active:
+            readable = set(partner_lists(partner=partner).values_list("pk", flat=True))
+        open_periods = dict(
+            ListAccess.objects.filter(partner_id=partner_id, end__isnull=True).values_list(
+                "hash_list_id", "pk"
+            )
+        )
+        starting = readable - open_periods.keys()
+        ending = open_periods.keys() - readable
+        now = timezone.now()
+        for list_id in sorted(starting | ending):  # one lock order everywhere: by id
+            size = hash_list_lock(hash_list_id=list_id).log_size
+            if list_id in ending:
+                ListAccess.objects.filter(pk=open_periods[list_id]).update(end=size, ended_at=now)
+            else:
+                ListAccess.objects.create(
+                    partner_id=partner_id, hash_list_id=list_id, start=size, started_at=now
+                )
+        # Each grant shows where the partner's current access began (saving a stale
+        # grant instance cannot leave a wrong value behind: this runs after every save).
+        current = dict(
+            ListAccess.objects.filter(partner_id=partner_id, end__isnull=True).values_list(
+                "hash_list_id", "start"
+            )
+        )
+        grants = ListGrant.objects.filter(partner_id=partner_id)
+        grants.exclude(hash_list_id__in=list(current)).exclude(granted_log_size=None).update(
+            granted_log_size=None
+        )
+        for list_id, start in current.items():
+            grants.filter(hash_list_id=list_id).exclude(granted_log_size=start).update(
+                granted_log_size=start
+            )
 
 
 def partner_create(

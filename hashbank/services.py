@@ -19,6 +19,7 @@ is its provenance: empty for a local holder, whatever its kind.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -264,6 +265,7 @@ def _apply_rule(
         if not h.published or h.pk in republishing:
             h.origin = _provenance(holds[h.pk])
             leaf = tlog.encode_add(
+                salt=secrets.token_bytes(tlog.SALT_SIZE),  # fresh for every add: LOG_FORMAT.md §1
                 algorithm=h.algorithm,
                 value=h.value,
                 quality=h.quality,

@@ -126,7 +126,11 @@ def append(ids: list[int]) -> tuple[float, int]:
             for pk in ids[offset : offset + BATCH]:
                 algorithm, value, quality = rows[pk]
                 leaf = tlog.encode_add(
-                    algorithm=algorithm, value=value, quality=quality, timestamp=ts
+                    salt=secrets.token_bytes(tlog.SALT_SIZE),
+                    algorithm=algorithm,
+                    value=value,
+                    quality=quality,
+                    timestamp=ts,
                 )
                 entries.append(PendingEntry(op="add", leaf=leaf, hash_id=pk))
             log_append(hash_list=hash_list, entries=entries, timestamp=ts)

@@ -83,8 +83,8 @@ def validate_hash(algorithm: str, value: str) -> tuple[str, str]:
     """Normalise (lower case, stripped) and validate a hash as the log format defines it."""
     algorithm = algorithm.strip().lower()
     value = value.strip().lower()
-    try:  # the leaf encoder holds the rules (alphabet, 64 digits for pdq, 32 for md5, ...)
-        tlog.encode_add(algorithm=algorithm, value=value, quality=None, timestamp=0)
+    try:  # the leaf format holds the rules (alphabet, 64 digits for pdq, 32 for md5, ...)
+        tlog.check_value(algorithm, value)
     except tlog.LeafError as exc:
         raise ConfigError(f"invalid {algorithm or 'hash'} value {value!r}: {exc}") from None
     return algorithm, value

@@ -34,9 +34,10 @@ from hashbank import tlog
 #: A verified ``add``: (index, algorithm, value, quality, timestamp, origin).
 AddRow = tuple[int, str, str, int | None, int, str | None]
 
-#: The JSON fields served next to the leaf bytes, which must say what the bytes say.
+#: The JSON fields served next to the leaf bytes, which must say what the bytes say. An add's
+#: salt is served as base64 (the leaf holds it as hex): the salt given must be the leaf's.
 _LEAF_FIELDS: Final = {
-    "add": ("algorithm", "value", "quality", "timestamp", "origin"),
+    "add": ("algorithm", "value", "quality", "timestamp", "origin", "salt"),
     "remove": ("removes", "reason", "timestamp"),
 }
 _MISSING: Final = object()
@@ -327,8 +328,9 @@ class _Applier:
                 f"entry {i}: only add entries are redacted, this one has op {short(e.get('op'))}",
                 index=i,
             )
-        if "leaf" in e:
-            raise TamperedEntry(f"entry {i}: marked redacted but carries leaf bytes", index=i)
+        for name in ("leaf", "salt", "value"):
+            if name in e:
+                raise TamperedEntry(f"entry {i}: marked redacted but carries {name!r}", index=i)
         lh = unb64(e.get("leaf_hash"))
         if lh is None or len(lh) != tlog.HASH_SIZE:
             raise MalformedResponse(
@@ -362,6 +364,8 @@ def _check_fields(i: int, e: dict[str, Any], leaf: tlog.Leaf) -> None:
     for name in _LEAF_FIELDS[leaf.op]:
         got = e.get(name, _MISSING)
         want = getattr(leaf, name)
+        if name == "salt":
+            want = b64(want)
         if got is _MISSING:
             raise TamperedEntry(f"entry {i}: JSON field {name!r} is missing", index=i)
         if got != want or type(got) is not type(want):

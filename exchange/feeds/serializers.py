@@ -62,6 +62,9 @@ class EntrySerializer(serializers.Serializer):
     quality = serializers.IntegerField(required=False, allow_null=True)
     timestamp = serializers.IntegerField(required=False)
     origin = serializers.CharField(required=False, allow_null=True)
+    salt = serializers.CharField(
+        required=False, help_text="base64 of the add's 32-byte salt; never on a redacted entry"
+    )
     removes = serializers.IntegerField(required=False)
     reason = serializers.CharField(required=False)
     leaf = serializers.CharField(required=False, help_text="base64 of the exact leaf bytes")

@@ -12,7 +12,11 @@ into StopNCII's "latest state per hash" records:
   ``remove`` is sent, with the hash's value, only to a partner that could have
   had the value: the add is at or before ``startTimestamp`` (a client resuming
   from ``nextSetTimestamp`` may have been given entries of that very second), and
-  the partner was granted the list before the removal. Anyone else never sees it.
+  the partner could read the list when the removal was logged: its log position
+  lies in one of the partner's ``ListAccess`` periods (granted, confirmed where
+  required, active). Decided by position, not by clock, so a partner granted a
+  fraction of a second after a withdrawal, or one whose grant was revoked or
+  paused when it happened, never sees the value.
 - ``nextPageToken`` is a signed cursor: the partner, ``startTimestamp``, the
   last index considered, and the log size when the first page was served. A
   paging session never reads past that size, so a hash added before the session
@@ -43,7 +47,7 @@ from exchange.authentication import StopNCIIKeyAuthentication, request_partner
 from exchange.feeds import selectors, services
 from exchange.feeds.api import feedback_results_json
 from exchange.feeds.serializers import QueryInt
-from exchange.models import Credential, FeedbackEvent, FeedbackOutcome, ListGrant, Partner
+from exchange.models import Credential, FeedbackEvent, FeedbackOutcome, ListAccess, Partner
 from hashbank import tlog
 from hashbank.algorithms import HashValueError, normalise_value
 from hashbank.models import HashList, Hold, HolderKind, LogEntry
@@ -232,12 +236,12 @@ def fetch_page(
     # A removal is sent only if its add is at or before startTimestamp: a client
     # resuming from nextSetTimestamp may have had the adds of that very second.
     known_before = _last_index_at_or_before(hash_list, start_timestamp)
-    granted_at = (
-        ListGrant.objects.filter(partner=partner, hash_list=hash_list)
-        .values_list("granted_at", flat=True)
-        .first()
+    access = list(
+        ListAccess.objects.filter(partner=partner, hash_list=hash_list).values_list("start", "end")
     )
-    granted = int(granted_at.timestamp()) if granted_at else 0
+
+    def could_read(index: int) -> bool:
+        return any(start <= index and (end is None or index < end) for start, end in access)
 
     records: dict[int, _Record] = {}
     last_timestamp: int | None = None
@@ -274,7 +278,7 @@ def fetch_page(
                     op == LogEntry.Op.REMOVE
                     and removes is not None
                     and removes <= known_before
-                    and granted <= timestamp
+                    and could_read(index)
                 ):
                     reason = tlog.decode_leaf(bytes(leaf)).reason
                     status = DELETED if reason == "disabled" else WITHDRAWN

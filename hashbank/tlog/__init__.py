@@ -4,7 +4,7 @@ A pure package (stdlib + ``cryptography`` only, no Django) shared by the server 
 sync client. Everything here is a wire format: see ``docs/LOG_FORMAT.md`` for the
 specification, which this package implements exactly.
 
-* :mod:`.leaf`: one canonical ASCII line per log entry (:func:`encode_add`,
+* :mod:`.leaf`: one canonical ASCII line per log entry (:func:`encode_add`, salted,
   :func:`encode_remove`, :func:`decode_leaf`). Decoding accepts exactly what the encoders
   produce.
 * :mod:`.merkle`: RFC 6962 / RFC 9162 Merkle tree hashing (:func:`leaf_hash`,
@@ -27,8 +27,10 @@ from hashbank.tlog.checkpoint import (
 )
 from hashbank.tlog.leaf import (
     REMOVE_REASONS,
+    SALT_SIZE,
     Leaf,
     LeafError,
+    check_value,
     decode_leaf,
     encode_add,
     encode_remove,
@@ -73,6 +75,7 @@ __all__ = [
     "MAX_NOTE_SIGNATURES",
     "MAX_NOTE_SIZE",
     "REMOVE_REASONS",
+    "SALT_SIZE",
     "Checkpoint",
     "CheckpointError",
     "KeyFormatError",
@@ -85,6 +88,7 @@ __all__ = [
     "ProofError",
     "RightEdge",
     "UnknownKeyError",
+    "check_value",
     "consistency_proof",
     "consistency_proof_nodes",
     "decode_leaf",

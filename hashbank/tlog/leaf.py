@@ -1,6 +1,8 @@
 """Leaf encoding: one canonical ASCII line per log entry (``docs/LOG_FORMAT.md`` §1).
 
 Decoding accepts exactly what the encoders produce, so a leaf has one byte form and one hash.
+An add leaf carries a random salt (``add2``): once the add is redacted, its leaf hash is all a
+reader gets, and without the salt nobody who holds the file can confirm a guess against it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ from typing import Final, Literal
 
 from hashbank.tlog._codec import MAX_INT64, check_int
 
-__all__ = ["REMOVE_REASONS", "Leaf", "LeafError", "decode_leaf", "encode_add", "encode_remove"]
+__all__ = [
+    "REMOVE_REASONS",
+    "SALT_SIZE",
+    "Leaf",
+    "LeafError",
+    "check_value",
+    "decode_leaf",
+    "encode_add",
+    "encode_remove",
+]
 
 
 class LeafError(ValueError):
@@ -19,6 +30,8 @@ class LeafError(ValueError):
 
 
 REMOVE_REASONS: Final = frozenset({"withdrawn", "disabled", "expired"})
+#: Bytes of random salt in every add leaf.
+SALT_SIZE: Final = 32
 
 _ALGORITHM_RE: Final = re.compile(r"[a-z0-9_]{1,16}")
 _VALUE_RE: Final = re.compile(r"[0-9a-f]{1,512}")
@@ -27,7 +40,8 @@ _FIXED_VALUE_LENGTHS: Final = {"pdq": 64, "md5": 32}
 _MAX_LEAF_SIZE: Final = 1024
 
 _ADD_LEAF_RE: Final = re.compile(
-    rb"add ([a-z0-9_]{1,16}) ([0-9a-f]{1,512}) (-|0|[1-9][0-9]?|100) (0|[1-9][0-9]{0,18})"
+    rb"add2 ([0-9a-f]{64}) ([a-z0-9_]{1,16}) ([0-9a-f]{1,512}) (-|0|[1-9][0-9]?|100)"
+    rb" (0|[1-9][0-9]{0,18})"
     rb"(?: ([!-*,-~]{1,255}))?\n"
 )
 _REMOVE_LEAF_RE: Final = re.compile(
@@ -40,6 +54,7 @@ class Leaf:
     """A decoded log entry. Fields that do not apply to ``op`` are None."""
 
     op: Literal["add", "remove"]
+    salt: bytes | None = None
     algorithm: str | None = None
     value: str | None = None
     quality: int | None = None
@@ -53,9 +68,10 @@ class Leaf:
         if self.op == "add":
             if self.removes is not None or self.reason is not None:
                 raise LeafError("an add leaf has no removes/reason")
-            if self.algorithm is None or self.value is None:
-                raise LeafError("an add leaf needs an algorithm and a value")
+            if self.salt is None or self.algorithm is None or self.value is None:
+                raise LeafError("an add leaf needs a salt, an algorithm and a value")
             return encode_add(
+                salt=self.salt,
                 algorithm=self.algorithm,
                 value=self.value,
                 quality=self.quality,
@@ -63,23 +79,17 @@ class Leaf:
                 origin=self.origin,
             )
         if self.op == "remove":
-            if any(f is not None for f in (self.algorithm, self.value, self.quality, self.origin)):
-                raise LeafError("a remove leaf has no algorithm/value/quality/origin")
+            fields = (self.salt, self.algorithm, self.value, self.quality, self.origin)
+            if any(f is not None for f in fields):
+                raise LeafError("a remove leaf has no salt/algorithm/value/quality/origin")
             if self.removes is None or self.reason is None:
                 raise LeafError("a remove leaf needs removes and a reason")
             return encode_remove(index=self.removes, reason=self.reason, timestamp=self.timestamp)
         raise LeafError(f"unknown op {self.op!r}")
 
 
-def encode_add(
-    *,
-    algorithm: str,
-    value: str,
-    quality: int | None,
-    timestamp: int,
-    origin: str | None = None,
-) -> bytes:
-    """``add <algorithm> <value> <quality|-> <unix-time>[ <origin>]\\n`` (ASCII)."""
+def check_value(algorithm: str, value: str) -> None:
+    """Raise LeafError unless ``algorithm`` and ``value`` are encodable as they stand."""
     if not isinstance(algorithm, str) or _ALGORITHM_RE.fullmatch(algorithm) is None:
         raise LeafError("algorithm must match [a-z0-9_]{1,16}")
     if not isinstance(value, str) or _VALUE_RE.fullmatch(value) is None:
@@ -87,13 +97,33 @@ def encode_add(
     want = _FIXED_VALUE_LENGTHS.get(algorithm)
     if want is not None and len(value) != want:
         raise LeafError(f"a {algorithm} value must be exactly {want} hex digits")
+
+
+def encode_add(
+    *,
+    salt: bytes,
+    algorithm: str,
+    value: str,
+    quality: int | None,
+    timestamp: int,
+    origin: str | None = None,
+) -> bytes:
+    """``add2 <salt hex> <algorithm> <value> <quality|-> <unix-time>[ <origin>]\\n`` (ASCII).
+
+    ``salt`` must be ``SALT_SIZE`` fresh random bytes for every add (``secrets.token_bytes``),
+    never reused: it is what keeps a redacted add's leaf hash from confirming a guessed value.
+    """
+    if not isinstance(salt, bytes) or len(salt) != SALT_SIZE:
+        raise LeafError(f"salt must be {SALT_SIZE} bytes")
+    check_value(algorithm, value)
     q = "-" if quality is None else str(check_int("quality", quality, hi=100, error=LeafError))
     ts = check_int("timestamp", timestamp, error=LeafError)
+    head = f"add2 {salt.hex()} {algorithm} {value} {q} {ts}"
     if origin is None:
-        return f"add {algorithm} {value} {q} {ts}\n".encode("ascii")
+        return f"{head}\n".encode("ascii")
     if not isinstance(origin, str) or _ORIGIN_RE.fullmatch(origin) is None:
         raise LeafError("origin must be 1 to 255 printable ASCII characters without space or '+'")
-    return f"add {algorithm} {value} {q} {ts} {origin}\n".encode("ascii")
+    return f"{head} {origin}\n".encode("ascii")
 
 
 def encode_remove(*, index: int, reason: str, timestamp: int) -> bytes:
@@ -113,21 +143,22 @@ def decode_leaf(data: bytes) -> Leaf:
         raise LeafError("leaf too long")
     m = _ADD_LEAF_RE.fullmatch(data)
     if m is not None:
-        algorithm = m[1].decode("ascii")
-        value = m[2].decode("ascii")
+        algorithm = m[2].decode("ascii")
+        value = m[3].decode("ascii")
         want = _FIXED_VALUE_LENGTHS.get(algorithm)
         if want is not None and len(value) != want:
             raise LeafError(f"a {algorithm} value must be exactly {want} hex digits")
-        timestamp = int(m[4])
+        timestamp = int(m[5])
         if timestamp > MAX_INT64:
             raise LeafError("timestamp out of range")
         leaf = Leaf(
             op="add",
+            salt=bytes.fromhex(m[1].decode("ascii")),
             algorithm=algorithm,
             value=value,
-            quality=None if m[3] == b"-" else int(m[3]),
+            quality=None if m[4] == b"-" else int(m[4]),
             timestamp=timestamp,
-            origin=None if m[5] is None else m[5].decode("ascii"),
+            origin=None if m[6] is None else m[6].decode("ascii"),
         )
     else:
         m = _REMOVE_LEAF_RE.fullmatch(data)

@@ -64,6 +64,8 @@ C2SP_DIR = (REPO_ROOT / ".." / "shared" / "testdata" / "c2sp").resolve()
 
 PDQ = "f" * 48 + "0123456789abcdef"
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+SALT = bytes(range(32))
+SALT_HEX = SALT.hex()
 
 
 def h(hexstr: str) -> bytes:
@@ -99,23 +101,38 @@ def b64(data: bytes) -> str:
 class TestLeafEncoding:
     def test_add_examples(self) -> None:
         assert (
-            encode_add(algorithm="pdq", value=PDQ, quality=93, timestamp=1700000000)
-            == f"add pdq {PDQ} 93 1700000000\n".encode()
+            encode_add(salt=SALT, algorithm="pdq", value=PDQ, quality=93, timestamp=1700000000)
+            == f"add2 {SALT_HEX} pdq {PDQ} 93 1700000000\n".encode()
         )
         assert (
-            encode_add(algorithm="md5", value=MD5, quality=None, timestamp=0)
-            == f"add md5 {MD5} - 0\n".encode()
+            encode_add(salt=SALT, algorithm="md5", value=MD5, quality=None, timestamp=0)
+            == f"add2 {SALT_HEX} md5 {MD5} - 0\n".encode()
         )
         assert (
             encode_add(
+                salt=SALT,
                 algorithm="vpdq",
                 value="0a",
                 quality=100,
                 timestamp=5,
                 origin="peer.example.org/lists/adult",
             )
-            == b"add vpdq 0a 100 5 peer.example.org/lists/adult\n"
+            == f"add2 {SALT_HEX} vpdq 0a 100 5 peer.example.org/lists/adult\n".encode()
         )
+
+    def test_salt_makes_each_add_unguessable(self) -> None:
+        """Value and time known, the leaf hash matches no unsalted or zero-salt encoding,
+        and the same fields under two salts give two leaves."""
+        fields = {"algorithm": "md5", "value": MD5, "quality": None, "timestamp": 1700000000}
+        one, two = encode_add(salt=SALT, **fields), encode_add(salt=SALT[::-1], **fields)
+        assert leaf_hash(one) != leaf_hash(two)
+        guesses = [
+            f"add md5 {MD5} - 1700000000\n".encode(),
+            encode_add(salt=bytes(32), **fields),
+            encode_add(salt=b"\xff" * 32, **fields),
+        ]
+        assert leaf_hash(one) not in {leaf_hash(g) for g in guesses}
+        assert decode_leaf(one).salt == SALT
 
     @pytest.mark.parametrize("reason", ["withdrawn", "disabled", "expired"])
     def test_remove_examples(self, reason: str) -> None:
@@ -124,14 +141,16 @@ class TestLeafEncoding:
         leaf = decode_leaf(data)
         assert leaf == Leaf(op="remove", removes=12, reason=reason, timestamp=1700000001)
         assert leaf.algorithm is None and leaf.value is None and leaf.origin is None
+        assert leaf.salt is None
 
     def test_decode_add_fields(self) -> None:
-        leaf = decode_leaf(f"add pdq {PDQ} 7 42 bank.example/lists/minor\n".encode())
+        leaf = decode_leaf(f"add2 {SALT_HEX} pdq {PDQ} 7 42 bank.example/lists/minor\n".encode())
         assert leaf.op == "add"
         assert (leaf.algorithm, leaf.value, leaf.quality, leaf.timestamp) == ("pdq", PDQ, 7, 42)
         assert leaf.origin == "bank.example/lists/minor"
+        assert leaf.salt == SALT
         assert leaf.removes is None and leaf.reason is None
-        assert decode_leaf(f"add md5 {MD5} - 0\n".encode()).quality is None
+        assert decode_leaf(f"add2 {SALT_HEX} md5 {MD5} - 0\n".encode()).quality is None
 
     @pytest.mark.parametrize(
         "kwargs",
@@ -167,10 +186,23 @@ class TestLeafEncoding:
             {"origin": "bänk.example"},
             {"origin": "a\x7f"},
             {"origin": "a" * 256},
+            {"salt": b""},
+            {"salt": SALT[:-1]},
+            {"salt": SALT + b"\x00"},
+            {"salt": SALT_HEX},
+            {"salt": bytearray(SALT)},
+            {"salt": None},
         ],
     )
     def test_encode_add_rejects(self, kwargs: dict) -> None:
-        args = {"algorithm": "pdq", "value": PDQ, "quality": 90, "timestamp": 1, **kwargs}
+        args = {
+            "salt": SALT,
+            "algorithm": "pdq",
+            "value": PDQ,
+            "quality": 90,
+            "timestamp": 1,
+            **kwargs,
+        }
         with pytest.raises(LeafError):
             encode_add(**args)
 
@@ -193,10 +225,10 @@ class TestLeafEncoding:
 
     def test_extreme_values_round_trip(self) -> None:
         for data in [
-            f"add pdq {PDQ} 0 {2**63 - 1}\n".encode(),
-            f"add x {'f' * 512} 100 0 {'~' * 255}\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 0 {2**63 - 1}\n".encode(),
+            f"add2 {SALT_HEX} x {'f' * 512} 100 0 {'~' * 255}\n".encode(),
             f"remove {2**63 - 1} expired 0\n".encode(),
-            b"add abcdefghijklmnop 0 - 0 !\n",
+            f"add2 {SALT_HEX} abcdefghijklmnop 0 - 0 !\n".encode(),
         ]:
             assert decode_leaf(data).encode() == data
 
@@ -205,39 +237,48 @@ class TestLeafEncoding:
         [
             b"",
             b"\n",
-            f"add pdq {PDQ} 93 1700000000".encode(),  # no newline
-            f"add pdq {PDQ} 93 1700000000\n\n".encode(),
-            f"add pdq {PDQ} 93 1700000000\r\n".encode(),
-            f"add pdq {PDQ} 93 1700000000 \n".encode(),  # trailing space
-            f" add pdq {PDQ} 93 1700000000\n".encode(),
-            f"add  pdq {PDQ} 93 1700000000\n".encode(),
-            f"add\tpdq {PDQ} 93 1700000000\n".encode(),
-            f"ADD pdq {PDQ} 93 1700000000\n".encode(),
-            f"add pdq {PDQ.upper()} 93 1700000000\n".encode(),
-            f"add pdq {PDQ[:-1]} 93 1700000000\n".encode(),
-            f"add md5 {PDQ} - 1\n".encode(),
-            f"add pdq {PDQ} 093 1700000000\n".encode(),
-            f"add pdq {PDQ} 00 1700000000\n".encode(),
-            f"add pdq {PDQ} 101 1700000000\n".encode(),
-            f"add pdq {PDQ} +9 1700000000\n".encode(),
-            f"add pdq {PDQ} -1 1700000000\n".encode(),
-            f"add pdq {PDQ} 93 01700000000\n".encode(),
-            f"add pdq {PDQ} 93 00\n".encode(),
-            f"add pdq {PDQ} 93 -1\n".encode(),
-            f"add pdq {PDQ} 93 {2**63}\n".encode(),
-            f"add pdq {PDQ} 93 1_000\n".encode(),
-            f"add pdq {PDQ} 93 1e3\n".encode(),
-            f"add pdq {PDQ} 93\n".encode(),
-            f"add pdq {PDQ} 93 1 origin extra\n".encode(),
-            f"add pdq {PDQ} 93 1 a+b\n".encode(),
-            f"add pdq {PDQ} 93 1 \n".encode(),
-            f"add pdq {PDQ} 93 1 {'a' * 256}\n".encode(),
-            f"add pdq {PDQ} 93 1 b\xc3\xa4nk\n".encode(),
-            f"add pdq {PDQ} 93 1 \x7f\n".encode(),
-            f"add pdq {PDQ} 93 \u0661\n".encode(),  # ARABIC-INDIC DIGIT ONE
-            f"add pdq {PDQ} - \n".encode(),
-            f"add - {PDQ} 1 1\n".encode(),
-            b"add x  1 1\n",
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1700000000".encode(),  # no newline
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1700000000\n\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1700000000\r\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1700000000 \n".encode(),  # trailing space
+            f" add2 {SALT_HEX} pdq {PDQ} 93 1700000000\n".encode(),
+            f"add2 {SALT_HEX}  pdq {PDQ} 93 1700000000\n".encode(),
+            f"add2 {SALT_HEX}\tpdq {PDQ} 93 1700000000\n".encode(),
+            f"ADD2 {SALT_HEX} pdq {PDQ} 93 1700000000\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ.upper()} 93 1700000000\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ[:-1]} 93 1700000000\n".encode(),
+            f"add2 {SALT_HEX} md5 {PDQ} - 1\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 093 1700000000\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 00 1700000000\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 101 1700000000\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} +9 1700000000\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} -1 1700000000\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 01700000000\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 00\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 -1\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 {2**63}\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1_000\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1e3\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1 origin extra\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1 a+b\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1 \n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1 {'a' * 256}\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1 b\xc3\xa4nk\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 1 \x7f\n".encode(),
+            f"add2 {SALT_HEX} pdq {PDQ} 93 \u0661\n".encode(),  # ARABIC-INDIC DIGIT ONE
+            f"add2 {SALT_HEX} pdq {PDQ} - \n".encode(),
+            f"add2 {SALT_HEX} - {PDQ} 1 1\n".encode(),
+            f"add2 {SALT_HEX} x  1 1\n".encode(),
+            f"add pdq {PDQ} 93 1700000000\n".encode(),  # version 1: no salt, retired
+            f"add {SALT_HEX} pdq {PDQ} 93 1700000000\n".encode(),
+            f"add3 {SALT_HEX} pdq {PDQ} 93 1700000000\n".encode(),
+            f"add2 pdq {PDQ} 93 1700000000\n".encode(),
+            f"add2 {SALT_HEX.upper()} pdq {PDQ} 93 1700000000\n".encode(),
+            f"add2 {SALT_HEX[:-2]} pdq {PDQ} 93 1700000000\n".encode(),
+            f"add2 {SALT_HEX}00 pdq {PDQ} 93 1700000000\n".encode(),
+            f"add2 {base64.b64encode(SALT).decode()} pdq {PDQ} 93 1700000000\n".encode(),
+            f"add2 {SALT_HEX} {SALT_HEX} pdq {PDQ} 93 1700000000\n".encode(),
             b"remove 01 withdrawn 1\n",
             b"remove -1 withdrawn 1\n",
             b"remove 1 withdrawn 1 origin\n",
@@ -262,17 +303,20 @@ class TestLeafEncoding:
 
     def test_leaf_encode_rejects_mixed_fields(self) -> None:
         with pytest.raises(LeafError):
-            Leaf(op="add", algorithm="md5", value=MD5, removes=3).encode()
+            Leaf(op="add", salt=SALT, algorithm="md5", value=MD5, removes=3).encode()
         with pytest.raises(LeafError):
             Leaf(op="remove", removes=1, reason="expired", value=MD5).encode()
+        with pytest.raises(LeafError):
+            Leaf(op="remove", removes=1, reason="expired", salt=SALT).encode()
         with pytest.raises(LeafError):
             Leaf(op="other").encode()  # type: ignore[arg-type]
 
     @pytest.mark.parametrize(
         "leaf",
         [
-            Leaf(op="add", value=MD5),
-            Leaf(op="add", algorithm="md5"),
+            Leaf(op="add", salt=SALT, value=MD5),
+            Leaf(op="add", salt=SALT, algorithm="md5"),
+            Leaf(op="add", algorithm="md5", value=MD5),
             Leaf(op="remove", reason="expired"),
             Leaf(op="remove", removes=1),
         ],
@@ -297,6 +341,7 @@ def add_fields(draw: st.DrawFn) -> dict:
     else:
         value = draw(st.text(hexchars, min_size=length, max_size=length))
     return {
+        "salt": draw(st.binary(min_size=32, max_size=32)),
         "algorithm": algorithm,
         "value": value,
         "quality": draw(st.none() | st.integers(0, 100)),
@@ -348,6 +393,7 @@ class TestLeafProperties:
             fields["quality"],
         )
         assert (leaf.timestamp, leaf.origin) == (fields["timestamp"], fields["origin"])
+        assert leaf.salt == fields["salt"]
 
     @HYP
     @given(remove_fields)
@@ -1456,38 +1502,55 @@ class TestLogFormatDocExample:
     """The worked example of docs/LOG_FORMAT.md: golden bytes that pin the wire format."""
 
     PDQ_VALUE = "f8f8f0cee0f0e8c0c0c0e0c1c3c7cfcf070707070f0f1f1f3f3f7f7fffffefe0"
+    # Example salts only (bytes 00..1f, 20..3f, 40..5f); the bank draws fresh random ones.
+    SALTS = [bytes(range(0, 32)), bytes(range(32, 64)), bytes(range(64, 96))]
     LEAVES = [
-        f"add pdq {PDQ_VALUE} 93 1718000000\n".encode(),
-        b"add md5 d41d8cd98f00b204e9800998ecf8427e - 1718000060\n",
-        f"add pdq {PDQ_VALUE} 88 1718000120 peer.example.net/lists/adult\n".encode(),
+        b"add2 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f pdq "
+        + PDQ_VALUE.encode()
+        + b" 93 1718000000\n",
+        b"add2 202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f md5 "
+        b"d41d8cd98f00b204e9800998ecf8427e - 1718000060\n",
+        b"add2 404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f pdq "
+        + PDQ_VALUE.encode()
+        + b" 88 1718000120 peer.example.net/lists/adult\n",
         b"remove 0 withdrawn 1718003600\n",
     ]
     LEAF_HASHES = [
-        h("bbb88610f0a85f8677c59661515e792ae07ca186ed623cd67503da7bb00b3017"),
-        h("0c78ad8b0a84ab6c4fd67bf3ee6b11be22eef1175054cbff93adf92cedf54254"),
-        h("f3a2211434dd786e39a066e44fe3558efa0ba513caa0e79dcb8024af3934ec24"),
+        h("b38962d00ff4b52eecfd96c17b0aeeb35fa38a5f43a4454e82d2404207223fe1"),
+        h("d9cca2fa9ee828d9f427cb23670586500984178c7ee588f0a4e7943cc99386c2"),
+        h("e9272bcd54d4cf45ce82f7a8347bc329488340bbaefc8ce221b0c62cef7e1240"),
         h("81c1b0e6c287fedd4d37876ba31927e67dfe245957f812f0d71eb872e6ba770f"),
     ]
-    ROOT = h("a94aa57e6cf26903ba7d31d521dcb048b131b4c8e34bd09dff919fbc30e3d176")
+    ROOT = h("b83c053c0096f753c668474911a39359469faff21e07f13859292e41e3cea403")
     KEY_TEXT = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
     VKEY = "hashbank.example.org/lists/adult+1476c9f3+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
     NOTE = (
-        "hashbank.example.org/lists/adult\n4\nqUqlfmzyaQO6fTHVIdywSLExtMjjS9Cd/5GfvDDj0XY=\n\n"
-        "\u2014 hashbank.example.org/lists/adult FHbJ81rZUjjkUckLPt/VNccG6ExsdgeGbJ//tzHDd6Bfv"
-        "PAoVFQGb3LdVMBRkKdo6YHwn8j6zenEN2taNoTt+f9KJgk=\n"
+        "hashbank.example.org/lists/adult\n4\nuDwFPACW91PGaEdJEaOTWUafr/IeB/E4WSkuQePOpAM=\n\n"
+        "\u2014 hashbank.example.org/lists/adult FHbJ88AuJeuM/3V4Pwqlqpf36wGPJmnsf9aH9MsUDVI78KB4"
+        "QSs4eG8bZ57SVfKl7T8PBYT/sXZ2G0Dpq+4QDkd48gc=\n"
     )
 
     def test_leaves(self) -> None:
+        salts = self.SALTS
         assert (
-            encode_add(algorithm="pdq", value=self.PDQ_VALUE, quality=93, timestamp=1718000000)
+            encode_add(
+                salt=salts[0],
+                algorithm="pdq",
+                value=self.PDQ_VALUE,
+                quality=93,
+                timestamp=1718000000,
+            )
             == self.LEAVES[0]
         )
         assert (
-            encode_add(algorithm="md5", value=MD5, quality=None, timestamp=1718000060)
+            encode_add(
+                salt=salts[1], algorithm="md5", value=MD5, quality=None, timestamp=1718000060
+            )
             == self.LEAVES[1]
         )
         assert (
             encode_add(
+                salt=salts[2],
                 algorithm="pdq",
                 value=self.PDQ_VALUE,
                 quality=88,
@@ -1498,6 +1561,17 @@ class TestLogFormatDocExample:
         )
         assert encode_remove(index=0, reason="withdrawn", timestamp=1718003600) == self.LEAVES[3]
         assert [leaf_hash(b) for b in self.LEAVES] == self.LEAF_HASHES
+
+    def test_doc_shows_these_bytes(self) -> None:
+        """docs/LOG_FORMAT.md prints exactly these leaves, hashes, root and note."""
+        doc = (REPO_ROOT / "docs" / "LOG_FORMAT.md").read_text("utf-8")
+        for leaf in self.LEAVES:
+            assert leaf.decode("ascii") in doc
+        for digest in [*self.LEAF_HASHES, self.ROOT]:
+            assert digest.hex() in doc
+        assert self.NOTE.split("\n\n")[1].strip() in doc
+        assert b64(self.ROOT) in doc
+        assert f'"salt": "{b64(self.SALTS[0])}"' in doc  # the entry JSON example of section 5
 
     def test_tree_and_note(self) -> None:
         edge = RightEdge()

@@ -1,20 +1,25 @@
-"""Interop: Go's golang.org/x/mod/sumdb/note accepts hashbank's signed checkpoints, and back.
+"""Interop: Go's golang.org/x/mod/sumdb/note accepts hashbank's signed checkpoints, and back;
+Go's golang.org/x/mod/sumdb/tlog recomputes every root from the leaves hashbank serves.
 
 Needs ``go`` and the Go module source on GOPATH. On Debian/Ubuntu:
 
     apt-get install -y golang-go golang-golang-x-mod-dev
 
-The program (tests/interop/verify_note.go) is built offline in GOPATH mode against
-/usr/share/gocode (override with HASHBANK_GOPATH). Skipped only when ``go`` is not on PATH.
+The programs (tests/interop/verify_note.go, tests/interop/tree_root.go) are built offline in
+GOPATH mode against /usr/share/gocode (override with HASHBANK_GOPATH). Skipped only when
+``go`` is not on PATH.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +28,8 @@ from hashbank.tlog import (
     NoteError,
     NoteSigner,
     RightEdge,
+    encode_add,
+    encode_remove,
     format_checkpoint,
     generate_private_key,
     leaf_hash,
@@ -38,15 +45,25 @@ pytestmark = pytest.mark.skipif(
     GO is None, reason="`go` is not on PATH (apt-get install golang-go)"
 )
 
-SOURCE = Path(__file__).resolve().parents[1] / "interop" / "verify_note.go"
+INTEROP = Path(__file__).resolve().parents[1] / "interop"
 GOPATH = os.environ.get("HASHBANK_GOPATH", "/usr/share/gocode")
 ORIGIN = "hashbank.example.org/lists/adult"
 
 
 @pytest.fixture(scope="module")
 def verify_note(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return go_build(tmp_path_factory, "verify_note")
+
+
+@pytest.fixture(scope="module")
+def tree_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return go_build(tmp_path_factory, "tree_root")
+
+
+def go_build(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    source = INTEROP / f"{name}.go"
     workdir = tmp_path_factory.mktemp("go")
-    binary = workdir / "verify_note"
+    binary = workdir / name
     env = {
         **os.environ,
         "GO111MODULE": "off",
@@ -57,7 +74,7 @@ def verify_note(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "GOCACHE": str(workdir / "cache"),
     }
     result = subprocess.run(
-        [GO, "build", "-o", str(binary), str(SOURCE)],
+        [GO, "build", "-o", str(binary), str(source)],
         env=env,
         cwd=workdir,
         capture_output=True,
@@ -67,8 +84,8 @@ def verify_note(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     if result.returncode != 0:
         pytest.fail(
-            "building tests/interop/verify_note.go failed; is golang-golang-x-mod-dev installed "
-            f"(golang.org/x/mod/sumdb/note under {GOPATH}/src)?\n{result.stderr}"
+            f"building tests/interop/{name}.go failed; is golang-golang-x-mod-dev installed "
+            f"(golang.org/x/mod/sumdb under {GOPATH}/src)?\n{result.stderr}"
         )
     return binary
 
@@ -95,7 +112,14 @@ def go_verify(
 
 def checkpoint_text(size: int = 10) -> str:
     edge = RightEdge()
-    edge.extend(leaf_hash(b"add md5 %032x - %d\n" % (i, i)) for i in range(size))
+    edge.extend(
+        leaf_hash(
+            encode_add(
+                salt=bytes(32), algorithm="md5", value=f"{i:032x}", quality=None, timestamp=i
+            )
+        )
+        for i in range(size)
+    )
     return format_checkpoint(origin=ORIGIN, size=edge.size, root=edge.root())
 
 
@@ -168,3 +192,76 @@ def test_go_accepts_c2sp_vkey_format_from_keys_endpoint(verify_note: Path, tmp_p
     )
     result = go_verify(verify_note, tmp_path, [signer.vkey], note)
     assert result.returncode == 0, result.stderr.decode()
+
+
+# --- Roots: Go's sumdb/tlog recomputes them from the leaves ----------------------------
+
+
+def go_root(binary: Path, tmp_path: Path, entries: list[tuple[str, bytes]]) -> list[bytes]:
+    """Go's root over ``entries`` (("leaf", bytes) or ("hash", leaf hash)), then each leaf hash."""
+    path = tmp_path / "entries"
+    path.write_text("".join(f"{kind} {base64.b64encode(b).decode()}\n" for kind, b in entries))
+    result = subprocess.run([str(binary), str(path)], capture_output=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    return [bytes.fromhex(line) for line in result.stdout.decode().split()]
+
+
+def test_go_recomputes_the_log_format_example(tree_root: Path, tmp_path: Path) -> None:
+    from tests.hashbank.test_tlog import TestLogFormatDocExample as Example
+
+    root, *hashes = go_root(tree_root, tmp_path, [("leaf", leaf) for leaf in Example.LEAVES])
+    assert hashes == Example.LEAF_HASHES
+    assert root == Example.ROOT
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 8, 9, 100, 1000])
+def test_go_recomputes_roots_of_salted_logs(tree_root: Path, tmp_path: Path, size: int) -> None:
+    def leaf(i: int) -> bytes:
+        if i % 4 == 0:
+            return encode_remove(index=max(0, i - 1), reason="withdrawn", timestamp=i)
+        origin = "peer.example/lists/adult" if i % 3 else None
+        salt = secrets.token_bytes(32)
+        return encode_add(
+            salt=salt, algorithm="md5", value=f"{i:032x}", quality=None, timestamp=i, origin=origin
+        )
+
+    leaves = [leaf(i) for i in range(size)]
+    edge = RightEdge()
+    edge.extend(leaf_hash(leaf) for leaf in leaves)
+    # Every other add is given as its leaf hash only, as a redacted entry is served.
+    entries = [
+        ("hash", leaf_hash(leaf)) if i % 2 and leaf.startswith(b"add2 ") else ("leaf", leaf)
+        for i, leaf in enumerate(leaves)
+    ]
+    root, *hashes = go_root(tree_root, tmp_path, entries)
+    assert hashes == [leaf_hash(leaf) for leaf in leaves]
+    assert root == edge.root()
+
+
+@pytest.mark.django_db
+def test_go_recomputes_the_root_a_bank_serves(
+    tree_root: Path, tmp_path: Path, make_case: Any, partner_api: Any
+) -> None:
+    """Through the pull API: salted adds, a withdrawal (redacted), the same file again."""
+    from cases.services import case_withdraw
+    from tests.conftest import md5, pdq
+
+    first = make_case(pdq("go-1"), md5("go-2"))
+    make_case(pdq("go-3"))
+    case_withdraw(case=first.case)
+    make_case(md5("go-2"))
+    client = partner_api("adult")
+    response = client.get("/exchange/v1/lists/adult/entries?limit=100")
+    body = json.loads(b"".join(response.streaming_content))
+    served = [
+        ("hash", base64.b64decode(e["leaf_hash"]))
+        if e.get("redacted")
+        else ("leaf", base64.b64decode(e["leaf"]))
+        for e in body["entries"]
+    ]
+    assert [kind for kind, _ in served] == ["hash", "hash", "leaf", "leaf", "leaf", "leaf"]
+    root, *_ = go_root(tree_root, tmp_path, served)
+    keys = client.get("/exchange/v1/keys").json()["keys"]
+    verifiers = [parse_vkey(k["vkey"]) for k in keys if k["list"] == "adult"]
+    checkpoint = parse_checkpoint(open_note(body["checkpoint"], verifiers).text)
+    assert (checkpoint.size, checkpoint.root) == (6, root)

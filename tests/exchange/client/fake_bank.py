@@ -12,6 +12,7 @@ import base64
 import http.server
 import json
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -72,6 +73,7 @@ class FakeLog:
         if decoded.op == "add":
             for k in ("algorithm", "value", "quality", "timestamp", "origin"):
                 entry[k] = getattr(decoded, k)
+            entry["salt"] = base64.b64encode(decoded.salt or b"").decode()
         else:
             for k in ("removes", "reason", "timestamp"):
                 entry[k] = getattr(decoded, k)
@@ -99,6 +101,7 @@ class FakeLog:
     ) -> int:
         return self.append(
             tlog.encode_add(
+                salt=secrets.token_bytes(tlog.SALT_SIZE),
                 algorithm=algorithm,
                 value=value,
                 quality=quality if algorithm == "pdq" else None,

@@ -39,8 +39,8 @@ def synced(bank: FakeBank, state_dir: Path, rng: random.Random) -> FakeBank:
 
 
 def replace_value(leaf: bytes) -> bytes:
-    parts = leaf.split(b" ")
-    parts[2] = parts[2][:-1] + (b"0" if parts[2][-1:] != b"0" else b"1")
+    parts = leaf.split(b" ")  # add2 <salt> <algorithm> <value> ...
+    parts[3] = parts[3][:-1] + (b"0" if parts[3][-1:] != b"0" else b"1")
     return b" ".join(parts)
 
 
@@ -86,6 +86,9 @@ def test_refuses_a_non_canonical_leaf(synced: FakeBank, state_dir: Path) -> None
         ("algorithm", "md5"),
         ("op", "remove"),
         ("quality", None),
+        ("salt", base64.b64encode(bytes(32)).decode()),
+        ("salt", None),
+        ("salt", ""),
     ],
 )
 def test_refuses_json_fields_that_disagree_with_the_leaf(
@@ -97,6 +100,27 @@ def test_refuses_json_fields_that_disagree_with_the_leaf(
         if synced.log.json[j].get("algorithm") == "pdq" and synced.log.json[j].get("quality")
     )
     synced.field_override[i] = {field: bad}
+    exc = refused(TamperedEntry, synced, state_dir)
+    assert exc.index == i and field in str(exc)
+
+
+def test_refuses_a_salt_that_does_not_reproduce_the_leaf(synced: FakeBank, state_dir: Path) -> None:
+    # Right bytes, but the hex salt of the leaf served as base64 of another 32 bytes.
+    i = first_plain_add(synced, 41)
+    salt = tlog.decode_leaf(synced.log.leaves[i]).salt
+    assert salt is not None
+    synced.field_override[i] = {"salt": base64.b64encode(salt[::-1]).decode()}
+    exc = refused(TamperedEntry, synced, state_dir)
+    assert exc.index == i and "'salt'" in str(exc)
+
+
+@pytest.mark.parametrize("field", ["salt", "value", "leaf"])
+def test_refuses_a_redacted_entry_that_carries_more_than_its_hash(
+    synced: FakeBank, state_dir: Path, field: str
+) -> None:
+    i = synced.log.add("ab" * 32)
+    synced.log.remove(i)  # served redacted from now on
+    synced.field_override[i] = {field: "AAAA"}
     exc = refused(TamperedEntry, synced, state_dir)
     assert exc.index == i and field in str(exc)
 

@@ -277,6 +277,20 @@ def test_the_whole_log_is_imported_batch_by_batch_as_the_partner_client_sees_it(
 
 
 @pytest.mark.django_db
+def test_an_import_is_published_under_this_banks_own_leaves_with_fresh_salts(bank):
+    values = add_values(bank, 3, "salts")
+    peer = fake_peer(bank)
+    assert peer_sync(peer_id=peer.pk).status == "ok"
+    theirs = [tlog.decode_leaf(leaf) for leaf in bank.log.leaves]
+    ours = leaves("minor")
+    assert [leaf.value for leaf in ours] == values
+    assert all(leaf.origin == FAKE_ORIGIN for leaf in ours)
+    # Never the peer's salt: a value the peer later redacts can't be matched here either.
+    assert {leaf.salt for leaf in ours}.isdisjoint({leaf.salt for leaf in theirs})
+    assert len({leaf.salt for leaf in ours}) == 3
+
+
+@pytest.mark.django_db
 def test_a_redacted_add_whose_remove_comes_later_is_tracked_until_then(bank):
     bank.log.add(random_pdq(random.Random(1)))
     bank.log.remove(0)

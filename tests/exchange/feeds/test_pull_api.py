@@ -139,8 +139,11 @@ def test_entries_carry_the_exact_leaves_and_a_covering_checkpoint(partner_api, m
         "quality": 90,
         "timestamp": first["timestamp"],
         "origin": None,
+        "salt": first["salt"],
         "leaf": first["leaf"],
     }
+    leaf = tlog.decode_leaf(base64.b64decode(first["leaf"]))
+    assert leaf.salt == base64.b64decode(first["salt"])
     assert tlog.decode_leaf(base64.b64decode(second["leaf"])).value == md5("e2")["value"]
     checkpoint = tlog.parse_checkpoint(
         tlog.open_note(body["checkpoint"], vkeys(APIClient(), "adult")).text
@@ -319,3 +322,50 @@ def test_the_fast_entry_renderer_matches_the_reference_rendering(make_case):
     for e in LogEntry.objects.order_by("index"):
         args = (e.index, bytes(e.leaf), bytes(e.leaf_hash), e.redacted)
         assert json.loads(entry_json_text(*args)) == entry_json(*args)
+
+
+def _salted_guesses(value: str, timestamp: int) -> set[bytes]:
+    """Leaf hashes someone holding the file could try with a salt anyone could pick."""
+    return {
+        tlog.leaf_hash(
+            tlog.encode_add(salt=s, algorithm="md5", value=value, quality=None, timestamp=timestamp)
+        )
+        for s in (bytes(32), b"\xff" * 32, bytes(range(32)))
+    }
+
+
+def test_a_redacted_entry_cannot_confirm_a_guessed_value(make_case, partner_api):
+    from hashbank.models import LogEntry
+
+    held = md5("known-file")
+    first = make_case(held)
+    case_withdraw(case=first.case)
+    make_case(held)  # the same file reported again, likely in the very same second
+    make_case(held, minor=True)  # and to the other list
+    client = partner_api("adult")
+    entries = read(client.get("/exchange/v1/lists/adult/entries?limit=100"))["entries"]
+    assert [e["op"] for e in entries] == ["add", "remove", "add"]
+    redacted, _, live = entries
+    assert set(redacted) == {"index", "op", "redacted", "leaf_hash"}  # no salt, no time
+    # Knowing the value and the exact time of the add does not help.
+    when = LogEntry.objects.get(hash_list__slug="adult", index=0).timestamp
+    served = base64.b64decode(redacted["leaf_hash"])
+    assert served != tlog.leaf_hash(f"add md5 {held['value']} - {when}\n".encode())  # no salt
+    assert served not in _salted_guesses(held["value"], when)
+    # Each add of the same value has its own leaf: after a re-submission, and in each list.
+    adds = LogEntry.objects.filter(op=LogEntry.Op.ADD, hash__value=held["value"])
+    assert adds.count() == 3
+    assert len({bytes(e.leaf_hash) for e in adds}) == 3
+    assert len({tlog.decode_leaf(bytes(e.leaf)).salt for e in adds}) == 3
+    # A live add carries its salt, and the salt with the fields reproduces the leaf.
+    salt = base64.b64decode(live["salt"], validate=True)
+    assert len(salt) == tlog.SALT_SIZE
+    rebuilt = tlog.encode_add(
+        salt=salt,
+        algorithm=live["algorithm"],
+        value=live["value"],
+        quality=live["quality"],
+        timestamp=live["timestamp"],
+        origin=live["origin"],
+    )
+    assert rebuilt == base64.b64decode(live["leaf"])

@@ -11,7 +11,7 @@ import gc
 import hashlib
 import re
 import threading
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 import pytest
@@ -33,7 +33,7 @@ from cases import case_numbers
 from cases.services import case_withdraw
 from exchange.feeds.stopncii import PageCursor, cursor_token
 from exchange.models import Feedback, FeedbackEvent, ListGrant, Partner
-from exchange.services import partner_create
+from exchange.services import partner_create, partner_grant
 from hashbank.models import Hash, HashList, Holder, HolderKind, LogEntry
 from hashbank.services import HashInput, hashes_hold, hashes_refresh_published
 from tests.conftest import md5, pdq
@@ -80,13 +80,9 @@ def log() -> Log:
     return Log()
 
 
-def new_partner(name: str, lists: tuple[str, ...] = ("adult",), granted: int = T0) -> Any:
-    """A partner and its keys; granted the lists at ``granted`` (unix seconds)."""
-    partner, secrets = partner_create(name=name, lists=list(lists))
-    ListGrant.objects.filter(partner=partner).update(
-        granted_at=datetime.fromtimestamp(granted, tz=UTC)
-    )
-    return partner, secrets
+def new_partner(name: str, lists: tuple[str, ...] = ("adult",)) -> Any:
+    """A partner and its keys, granted the lists now (at the log's current size)."""
+    return partner_create(name=name, lists=list(lists))
 
 
 def stopncii(live_server: Any, secrets: dict[str, str], **overrides: str) -> StopNCIIAPI:
@@ -286,7 +282,7 @@ def test_a_withdrawal_reaches_partners_that_could_have_had_the_hash(live_server,
             assert all(p.json()["nextSetTimestamp"] == T0 + 200 for p in pages[-1:])
 
     # A partner granted the list only after the withdrawal never had it either.
-    _, late_secrets = new_partner("Late platform", granted=T0 + 201)
+    _, late_secrets = new_partner("Late platform")
     assert (
         value(pdq("withdrawn"))
         not in raw_fetch(live_server, late_secrets, startTimestamp=T0 + 150).text
@@ -635,3 +631,89 @@ def test_a_long_stretch_without_records_is_paged_through_without_leaking(
     assert not any(value(pdq(f"w{i}")) in p.content.decode() for p in pages for i in range(10))
     stamps = [b["nextSetTimestamp"] for b in bodies]
     assert stamps == sorted(stamps) and stamps[-1] == T0 + 200
+
+
+# --- Who may learn a withdrawn value: by log position, never by clock ----------------
+
+
+def withdrawn_values(secrets: dict[str, str], start: int) -> tuple[set[str], bytes]:
+    """The values FetchHashes reports Withdrawn from ``start``, and the raw body."""
+    response = client_for(secrets).get(FETCH, {"startTimestamp": str(start), "pageSize": "800"})
+    assert response.status_code == 200
+    assert not response.json()["hasMoreRecords"]
+    records = response.json()["hashRecords"]
+    return {r["hashValue"] for r in records if r["hashStatus"] == "Withdrawn"}, response.content
+
+
+def one_second() -> int:
+    """Put every entry of the adult log in the current second, the clock rule's blind spot."""
+    second = int(time.time())
+    LogEntry.objects.filter(hash_list__slug="adult").update(timestamp=second)
+    return second
+
+
+def test_a_partner_granted_a_fraction_of_a_second_after_a_withdrawal_never_gets_the_value(
+    make_case,
+):
+    _, early = new_partner("Early platform")
+    created = make_case(md5("withdrawn-video"))
+    case_withdraw(case=created.case)
+    withdrawn_at = time.time()
+    late, late_secrets = new_partner("Late platform")
+    granted_at = ListGrant.objects.get(partner=late).granted_at.timestamp()
+    assert 0 <= granted_at - withdrawn_at < 1  # well within one log second
+    second = one_second()
+    assert int(granted_at) == second
+
+    late_sees, body = withdrawn_values(late_secrets, second)
+    assert late_sees == set() and value(md5("withdrawn-video")).encode() not in body
+    assert withdrawn_values(early, second)[0] == {value(md5("withdrawn-video"))}
+
+
+def _pause(partner: Partner, how: str) -> None:
+    adult = HashList.objects.get(slug="adult")
+    if how == "grant deleted":  # what the admin inline does
+        ListGrant.objects.get(partner=partner, hash_list=adult).delete()
+    elif how == "confirmation taken back":
+        grant = ListGrant.objects.get(partner=partner, hash_list=adult)
+        grant.explicit_confirmation = False
+        grant.save()
+    else:
+        partner.active = False
+        partner.save()
+
+
+def _resume(partner: Partner, how: str) -> None:
+    adult = HashList.objects.get(slug="adult")
+    if how == "grant deleted":
+        partner_grant(partner=partner, hash_list=adult, explicit=True)
+    elif how == "confirmation taken back":
+        grant = ListGrant.objects.get(partner=partner, hash_list=adult)
+        grant.explicit_confirmation = True
+        grant.save()
+    else:
+        partner.active = True
+        partner.save()
+
+
+@pytest.mark.parametrize("how", ["grant deleted", "confirmation taken back", "partner deactivated"])
+def test_a_value_withdrawn_while_a_partner_could_not_read_the_list_never_reaches_it(make_case, how):
+    # The adult list as a list that needs an explicit grant, so a confirmation can lapse.
+    HashList.objects.filter(slug="adult").update(requires_explicit_grant=True)
+    paused, paused_secrets = new_partner("Paused platform")
+    _, steady = new_partner("Steady platform")
+    before = make_case(md5("withdrawn-during-the-pause"))
+    _pause(paused, how)
+    case_withdraw(case=before.case)
+    _resume(paused, how)
+    later = make_case(md5("withdrawn-after-the-pause"))
+    case_withdraw(case=later.case)
+    second = one_second()
+
+    sees, body = withdrawn_values(paused_secrets, second)
+    assert value(md5("withdrawn-during-the-pause")).encode() not in body
+    assert sees == {value(md5("withdrawn-after-the-pause"))}
+    assert withdrawn_values(steady, second)[0] == {
+        value(md5("withdrawn-during-the-pause")),
+        value(md5("withdrawn-after-the-pause")),
+    }

@@ -104,6 +104,24 @@ def test_withdrawals_are_pushed_as_removes(
         case_withdraw(case=created.case)
     assert [e["op"] for e in receiver.entries] == ["add", "remove"]
     assert receiver.entries[1]["removes"] == 0
+    # The add was pushed with its salt, which reproduces its leaf.
+    add = receiver.entries[0]
+    leaf = tlog.decode_leaf(base64.b64decode(add["leaf"]))
+    assert leaf.salt == base64.b64decode(add["salt"]) and len(leaf.salt) == tlog.SALT_SIZE
+
+
+def test_a_partner_hooked_after_a_withdrawal_is_pushed_only_its_leaf_hash(
+    make_partner, receiver, make_case, django_capture_on_commit_callbacks
+):
+    created = make_case(pdq("gone"))
+    with django_capture_on_commit_callbacks(execute=True):
+        case_withdraw(case=created.case)
+    _, secrets = make_partner(("adult",), webhook_url=receiver.url)
+    receiver.secret = secrets["webhook_secret"]
+    make_case(pdq("next"))  # wakes the delivery up
+    redacted = receiver.entries[0]
+    assert set(redacted) == {"index", "op", "redacted", "leaf_hash"}
+    assert pdq("gone")["value"] not in str(receiver.bodies)
 
 
 def test_a_failing_endpoint_is_retried_with_backoff_then_marked_degraded(

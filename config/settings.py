@@ -349,7 +349,7 @@ _EMAIL_BACKENDS_REFUSED_IN_PRODUCTION = (
 )
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "hashbank.mail.RedactingConsoleBackend" if DEBUG else "")
 if not DEBUG:
-    from django.utils.module_loading import import_string  # noqa: E402
+    from django.utils.module_loading import import_string
 
     if not EMAIL_BACKEND:
         raise ImproperlyConfigured(
@@ -359,14 +359,17 @@ if not DEBUG:
     try:
         _email_backend_class = import_string(EMAIL_BACKEND)
     except ImportError as exc:
-        raise ImproperlyConfigured(f"EMAIL_BACKEND={EMAIL_BACKEND!r} cannot be imported: {exc}")
+        raise ImproperlyConfigured(
+            f"EMAIL_BACKEND={EMAIL_BACKEND!r} cannot be imported: {exc}"
+        ) from None
     # Subclasses count too: a renamed console backend still prints.
     _refused = [name for name in _EMAIL_BACKENDS_REFUSED_IN_PRODUCTION
                 if issubclass(_email_backend_class, import_string(name))]  # fmt: skip
     if _refused:
         raise ImproperlyConfigured(
             f"EMAIL_BACKEND={EMAIL_BACKEND!r} does not deliver mail ({_refused[0]}): it would "
-            "print, store or drop case numbers. Use e.g. django.core.mail.backends.smtp.EmailBackend"
+            "print, store or drop case numbers. "
+            "Use e.g. django.core.mail.backends.smtp.EmailBackend"
         )
 EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
 EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
@@ -412,7 +415,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=envint("HASHBANK_ADMIN_LOCKOUT_MINUTES", 1
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "config.admin.lockout_page"
-# The attempts are in admin (Axes › Access attempts); the log need not repeat
+# The attempts are in admin (Axes, Access attempts); the log need not repeat
 # the usernames people mistype (sometimes their password) and their addresses.
 AXES_VERBOSE = False
 # --- end: admin ---

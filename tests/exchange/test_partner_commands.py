@@ -7,6 +7,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from exchange.models import Credential, Partner
@@ -105,11 +106,11 @@ def test_admin_pages_for_partners_render(client, django_user_model):
     admin = django_user_model.objects.create_superuser("op", "op@example.org", "long-password-123")
     client.force_login(admin)
     partner = Partner.objects.get()
-    assert client.get("/admin/exchange/partner/").status_code == 200
-    page = client.get(f"/admin/exchange/partner/{partner.pk}/change/")
+    assert client.get(reverse("admin:exchange_partner_changelist")).status_code == 200
+    page = client.get(reverse("admin:exchange_partner_change", args=[partner.pk]))
     assert page.status_code == 200
     response = client.post(
-        "/admin/exchange/partner/",
+        reverse("admin:exchange_partner_changelist"),
         {"action": "rotate_credentials", "_selected_action": [partner.pk]},
     )
     assert response.status_code == 200

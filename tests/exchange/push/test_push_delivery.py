@@ -11,6 +11,7 @@ import signal
 import time
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from cases.services import case_withdraw
@@ -230,23 +231,23 @@ def test_admin_shows_lag_and_errors_and_redelivers_from_an_index(
     make_case(pdq("adm1"), pdq("adm2"))
     admin = django_user_model.objects.create_superuser("op", "op@example.org", "long-password-1")
     client.force_login(admin)
-    page = client.get(f"/admin/exchange/partner/{hooked.pk}/change/").content.decode()
+    page = client.get(reverse("admin:exchange_partner_change", args=[hooked.pk])).content.decode()
     assert "2 entries" in page and "HTTP 500" in page
-    listing = client.get("/admin/exchange/delivery/").content.decode()
+    listing = client.get(reverse("admin:exchange_delivery_changelist")).content.decode()
     assert "HTTP 500" in listing
     delivery = Delivery.objects.get()
     Delivery.objects.update(next_attempt_at=None, consecutive_failures=0)
     delivery_run(delivery_id=delivery.pk)
     assert Delivery.objects.get().acked_position == 2
     form = client.post(
-        "/admin/exchange/delivery/",
+        reverse("admin:exchange_delivery_changelist"),
         {"action": "redeliver_from_index", "_selected_action": [delivery.pk]},
     )
     assert form.status_code == 200 and b"Redeliver" in form.content
     receiver.seen_ids.clear()
     with django_capture_on_commit_callbacks() as queued:
         client.post(
-            "/admin/exchange/delivery/",
+            reverse("admin:exchange_delivery_changelist"),
             {"action": "redeliver_from_index", "_selected_action": [delivery.pk], "apply": "1",
              "index": "1"},
         )  # fmt: skip

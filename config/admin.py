@@ -46,14 +46,14 @@ class HashbankAdminSite(admin.AdminSite):
         return not settings.HASHBANK_ADMIN_REQUIRE_2FA or request.user.is_verified()  # type: ignore[union-attr]
 
     # Read on each sign-in, so the setting decides per request rather than at import.
-    @property  # type: ignore[override]
-    def login_form(self) -> type[AdminAuthenticationForm]:
+    @property
+    def login_form(self) -> type[AdminAuthenticationForm]:  # type: ignore[override]
         return (
             AdminTotpSignInForm if settings.HASHBANK_ADMIN_REQUIRE_2FA else AdminAuthenticationForm
         )
 
-    @property  # type: ignore[override]
-    def login_template(self) -> str | None:
+    @property
+    def login_template(self) -> str | None:  # type: ignore[override]
         return "otp/admin111/login.html" if settings.HASHBANK_ADMIN_REQUIRE_2FA else None
 
 

@@ -91,7 +91,7 @@ def partner_grant(
             partner=partner, hash_list=hash_list
         ).first() or ListGrant(partner=partner, hash_list=hash_list)
         grant.explicit_confirmation = explicit
-        grant.granted_by = granted_by
+        grant.granted_by_id = granted_by.pk if granted_by is not None else None
         try:
             grant.full_clean()
         except ValidationError as exc:

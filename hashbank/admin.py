@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
@@ -81,17 +83,17 @@ class HashAdmin(admin.ModelAdmin):
     ]
     inlines = [HoldInline]
 
-    def get_list_display(self, request: HttpRequest) -> list[str]:
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
         if hash_values_visible(request):
             return list(self.list_display)
         return ["masked_value" if f == "short_value" else f for f in self.list_display]
 
-    def get_fields(self, request: HttpRequest, obj: Hash | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Hash | None = None) -> list[Any]:
         if hash_values_visible(request):
             return list(self.fields)
         return ["masked_value" if f == "value" else f for f in self.fields]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Hash | None = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Hash | None = None) -> list[Any]:
         return self.get_fields(request, obj)
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:

@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -50,6 +51,15 @@ def _required_secret(name: str, dev_file: str) -> str:
 
 
 SECRET_KEY = _required_secret("SECRET_KEY", "dev-secret-key")
+# --- Secrets: strength (issue 13) ---
+# Django's own deploy check asks for 50 characters; a shorter production key is
+# refused outright rather than warned about.
+if not DEBUG and len(SECRET_KEY) < 50:
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be at least 50 characters of random data when DEBUG is off, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+    )
+# --- end: secrets strength ---
 # Keys the HMAC under which case numbers are stored. Separate from SECRET_KEY so
 # that rotating Django's session key does not orphan every victim's case.
 HASHBANK_CASE_KEY = _required_secret("HASHBANK_CASE_KEY", "dev-case-key")
@@ -59,6 +69,20 @@ if len(HASHBANK_ENCRYPTION_KEY) < 32:
     raise ImproperlyConfigured(
         "HASHBANK_ENCRYPTION_KEY must be at least 32 characters of random data"
     )
+# --- Secrets: encryption key rotation (issue 13) ---
+# Keys that still open secrets sealed before a rotation, newest first, separated
+# by commas or newlines. New secrets are always sealed under HASHBANK_ENCRYPTION_KEY;
+# `manage.py encryption_key_rotate` re-seals the old ones, after which these go.
+HASHBANK_ENCRYPTION_KEYS_OLD = [
+    key.strip()
+    for key in re.split(r"[,\n]", envsecret("HASHBANK_ENCRYPTION_KEY_OLD") or "")
+    if key.strip()
+]
+if any(len(key) < 32 for key in HASHBANK_ENCRYPTION_KEYS_OLD):
+    raise ImproperlyConfigured(
+        "HASHBANK_ENCRYPTION_KEY_OLD: every old key is at least 32 characters (comma-separated)"
+    )
+# --- end: encryption key rotation ---
 if len(HASHBANK_CASE_KEY) < 32:
     raise ImproperlyConfigured("HASHBANK_CASE_KEY must be at least 32 characters of random data")
 
@@ -99,7 +123,8 @@ except KeyringError as exc:
     raise ImproperlyConfigured(f"HASHBANK_SIGNING_KEY: {exc}") from None
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin site asks for a TOTP code when HASHBANK_ADMIN_REQUIRE_2FA (config/admin.py).
+    "config.apps.HashbankAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -107,6 +132,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "hashbank",
     "cases",
     "exchange",
@@ -121,10 +149,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Sets no policy by itself: the public pages carry theirs (cases.views.PUBLIC_PAGE_POLICY).
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 if not DEBUG:
     # Static files are answered before sessions, locale or CSRF can touch them. In
@@ -137,7 +168,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BASE_DIR / "templates", BASE_DIR / "config" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -169,6 +200,13 @@ else:
         }
     }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# --- Secrets: the database password as a file (issue 13) ---
+# Compose mounts the password PostgreSQL was created with as a Docker secret, so
+# it need not be written into DATABASE_URL (and the environment) as well.
+_database_password = envsecret("DATABASE_PASSWORD")
+if _database_password:
+    DATABASES["default"]["PASSWORD"] = _database_password
+# --- end: database password ---
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 _cache_url = envstr("CACHE_URL", "")
@@ -324,14 +362,90 @@ HASHBANK_PEER_LEASE_S = envint("HASHBANK_PEER_LEASE_S", 900, minimum=1)
 if HASHBANK_PEER_LEASE_S <= HASHBANK_PEER_TIMEOUT_S:
     raise ImproperlyConfigured("HASHBANK_PEER_LEASE_S must be larger than HASHBANK_PEER_TIMEOUT_S")
 
-# Email is used once per case to send the case number, and never stored.
-EMAIL_BACKEND = envstr("EMAIL_BACKEND", "hashbank.mail.RedactingConsoleBackend")
+# --- Email (issue 13, finding 8) ---
+# Email is used once per case to send the case number, and never stored. In
+# development the default prints headers only (hashbank/mail.py); in production
+# the backend must deliver, because a backend that prints, writes or drops
+# messages would put case numbers into logs or lose them silently.
+_EMAIL_BACKENDS_REFUSED_IN_PRODUCTION = (
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+    "hashbank.mail.RedactingConsoleBackend",
+)
+EMAIL_BACKEND = envstr("EMAIL_BACKEND", "hashbank.mail.RedactingConsoleBackend" if DEBUG else "")
+if not DEBUG:
+    from django.utils.module_loading import import_string
+
+    if not EMAIL_BACKEND:
+        raise ImproperlyConfigured(
+            "EMAIL_BACKEND must be set when DEBUG is off, to a backend that delivers mail, "
+            "e.g. django.core.mail.backends.smtp.EmailBackend"
+        )
+    try:
+        _email_backend_class = import_string(EMAIL_BACKEND)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"EMAIL_BACKEND={EMAIL_BACKEND!r} cannot be imported: {exc}"
+        ) from None
+    # Subclasses count too: a renamed console backend still prints.
+    _refused = [name for name in _EMAIL_BACKENDS_REFUSED_IN_PRODUCTION
+                if issubclass(_email_backend_class, import_string(name))]  # fmt: skip
+    if _refused:
+        raise ImproperlyConfigured(
+            f"EMAIL_BACKEND={EMAIL_BACKEND!r} does not deliver mail ({_refused[0]}): it would "
+            "print, store or drop case numbers. "
+            "Use e.g. django.core.mail.backends.smtp.EmailBackend"
+        )
 EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
 EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = envsecret("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "hashbank <no-reply@hashbank.localhost>")
+# --- end: email ---
+
+# --- Admin (issue 13, finding 9) ---
+# Where the admin lives. Moving it off /admin/ keeps it out of most scanners; it
+# is one path segment or more, each lower-case letters, digits, '.', '_' or '-',
+# ending in '/', and it may not shadow the APIs.
+HASHBANK_ADMIN_PATH = envstr("HASHBANK_ADMIN_PATH", "admin/")
+_ADMIN_PATH_TAKEN = {"api", "exchange", "stopncii", "healthz", "static"}
+if (
+    not re.fullmatch(r"(?:[a-z0-9][a-z0-9._-]{0,62}/){1,4}", HASHBANK_ADMIN_PATH)
+    or HASHBANK_ADMIN_PATH.split("/")[0] in _ADMIN_PATH_TAKEN
+    or ".." in HASHBANK_ADMIN_PATH
+):
+    raise ImproperlyConfigured(
+        "HASHBANK_ADMIN_PATH must be a relative path ending in '/', of lower-case letters, "
+        "digits, '.', '_' and '-', not starting with api/, exchange/, stopncii/, healthz or "
+        f"static/; got {HASHBANK_ADMIN_PATH!r}"
+    )
+# Staff sign in with a password and a TOTP code (django-otp); enrol a device with
+# `manage.py admin_totp_enrol USERNAME`. On by default in production.
+HASHBANK_ADMIN_REQUIRE_2FA = envbool("HASHBANK_ADMIN_REQUIRE_2FA", not DEBUG)
+# The name authenticator apps show next to the code.
+OTP_TOTP_ISSUER = envstr("HASHBANK_ADMIN_TOTP_ISSUER", BANK_ORIGIN)
+# Failed admin sign-ins are throttled by django-axes, counted in the database
+# (so every process shares them, on PostgreSQL and SQLite alike) per username
+# and client address together: from one address, a username is locked after
+# HASHBANK_ADMIN_LOGIN_FAILURES failures for HASHBANK_ADMIN_LOCKOUT_MINUTES.
+# `manage.py axes_reset_username NAME` lifts a lockout early.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = envint("HASHBANK_ADMIN_LOGIN_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("HASHBANK_ADMIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.admin.lockout_page"
+# The attempts are in admin (Axes, Access attempts); the log need not repeat
+# the usernames people mistype (sometimes their password) and their addresses.
+AXES_VERBOSE = False
+# --- end: admin ---
 
 # Argon2id for case PINs. OWASP's minimum is m=19 MiB, t=2, p=1; see README.
 HASHBANK_PIN_ARGON2 = {
@@ -362,7 +476,8 @@ if not DEBUG:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", True)
-    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0, minimum=0)
+    # --- HSTS on by default (issue 13); SECURE_HSTS_SECONDS=0 turns it off ---
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
     SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
     # Usually TLS ends at a proxy in front; set this when the app must redirect itself.

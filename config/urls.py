@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
@@ -15,7 +16,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
-    path("admin/", admin.site.urls),
+    # Configurable (HASHBANK_ADMIN_PATH): tests and templates reverse "admin:…" names.
+    path(settings.HASHBANK_ADMIN_PATH, admin.site.urls),
 ]
 
 # The public pages in English at /, Dutch at /nl/ and Swedish at /sv/: the URL

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
@@ -53,6 +53,20 @@ class HoldInline(admin.TabularInline):
         return False
 
 
+VIEW_HASH_VALUE = "hashbank.view_hash_value"
+MASKED = "•••• (hidden)"
+
+
+def hash_values_visible(request: HttpRequest) -> bool:
+    """Whether this admin request may see hash values in full.
+
+    Every admin page that shows a hash value asks this, and shows ``MASKED``
+    otherwise. No part of the value is shown without the permission: a prefix
+    long enough to tell hashes apart is long enough to confirm a guessed file.
+    """
+    return request.user.has_perm(VIEW_HASH_VALUE)
+
+
 @admin.register(Hash)
 class HashAdmin(admin.ModelAdmin):
     list_display = [
@@ -65,9 +79,8 @@ class HashAdmin(admin.ModelAdmin):
         "first_seen",
     ]
     list_filter = ["hash_list", "algorithm", "published", "disabled", "under_review"]
-    search_fields = ["=value"]
     date_hierarchy = "first_seen"
-    readonly_fields = [
+    fields = [
         "hash_list",
         "algorithm",
         "value",
@@ -80,9 +93,31 @@ class HashAdmin(admin.ModelAdmin):
     ]
     inlines = [HoldInline]
 
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        if hash_values_visible(request):
+            return list(self.list_display)
+        return ["masked_value" if f == "short_value" else f for f in self.list_display]
+
+    def get_fields(self, request: HttpRequest, obj: Hash | None = None) -> list[Any]:
+        if hash_values_visible(request):
+            return list(self.fields)
+        return ["masked_value" if f == "value" else f for f in self.fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Hash | None = None) -> list[Any]:
+        return self.get_fields(request, obj)
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        # Searching by exact value answers "is this file in the bank?": the same
+        # question the value itself answers.
+        return ["=value"] if hash_values_visible(request) else []
+
     @admin.display(description="value")
     def short_value(self, obj: Hash) -> str:
         return obj.value[:16] + "…"
+
+    @admin.display(description="value")
+    def masked_value(self, obj: Hash) -> str:
+        return MASKED
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -81,9 +81,15 @@ class Hash(models.Model):
             )
         ]
         verbose_name_plural = "hashes"
+        # Staff see a hash's value only with this permission (hashbank/admin.py):
+        # a value lets whoever holds a file confirm it was submitted. README,
+        # "Roles", says which roles get it.
+        permissions = [("view_hash_value", "Can see hash values in full")]
 
     def __str__(self) -> str:
-        return f"{self.hash_list_id}:{self.algorithm}:{self.value[:12]}…"
+        # Shown in admin titles, breadcrumbs and its history, to any staff user:
+        # so no part of the value.
+        return f"{self.algorithm} hash #{self.pk} in list {self.hash_list_id}"
 
 
 class HolderKind(models.TextChoices):

@@ -55,6 +55,8 @@ def production_env(database_url: str, var_dir: Path, **extra: str) -> dict[str, 
         HASHBANK_VAR_DIR=str(var_dir),
         BANK_ORIGIN="bench.hashbank.test",
         ALLOWED_HOSTS="127.0.0.1,localhost",
+        # Production refuses backends that don't deliver; nothing here sends mail.
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
         LOG_LEVEL="WARNING",
         DJANGO_SETTINGS_MODULE="config.settings",
     )

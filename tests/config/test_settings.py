@@ -10,13 +10,16 @@ import base64
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 SETTINGS_SOURCE = (BASE_DIR / "config" / "settings.py").read_text(encoding="utf-8")
@@ -66,6 +69,7 @@ def production_settings(secrets_dir: Path | None = None) -> dict[str, str]:
         "BANK_ORIGIN": "hashbank.example.org",
         "CACHE_URL": "redis://127.0.0.1:6379/0",
         "DATABASE_URL": "postgres://hashbank:pw@db.example.org:5432/hashbank",
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "EMAIL_HOST": "smtp.example.org",
         "EMAIL_PORT": "587",
         "EMAIL_USE_TLS": "true",
@@ -311,4 +315,169 @@ def test_rate_limits_count_in_djangos_redis_cache_or_without_cache_url_in_memory
     }
     assert loaded_settings(development, "CACHES")["CACHES"] == {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    }
+
+
+# --- Operators and secrets (issue 13: findings 8, 9, 13) ---
+
+NOT_DELIVERING = [
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+    "hashbank.mail.RedactingConsoleBackend",
+]
+
+
+@pytest.mark.parametrize("backend", [None, "", *NOT_DELIVERING, "no.such.Backend"])
+def test_production_refuses_an_email_backend_that_does_not_deliver(
+    tmp_path: Path, backend: str | None
+) -> None:
+    assert_refused_naming(run(production_env(tmp_path, EMAIL_BACKEND=backend)), "EMAIL_BACKEND")
+
+
+def test_production_refuses_a_subclass_of_the_console_backend(tmp_path: Path) -> None:
+    (tmp_path / "printing_mail.py").write_text(
+        "from django.core.mail.backends.console import EmailBackend\n\n\n"
+        "class Printing(EmailBackend):\n    pass\n",
+        encoding="utf-8",
+    )
+    env = production_env(tmp_path, EMAIL_BACKEND="printing_mail.Printing", PYTHONPATH=str(tmp_path))
+
+    assert_refused_naming(run(env), "EMAIL_BACKEND")
+
+
+def test_production_refuses_a_secret_key_shorter_than_50_characters(tmp_path: Path) -> None:
+    assert_refused_naming(run(production_env(tmp_path, SECRET_KEY="k" * 49)), "SECRET_KEY")
+    assert run(production_env(tmp_path, SECRET_KEY="k" * 50)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "path", ["", "/admin/", "admin", "Admin/", "api/", "exchange/x/", "a/../b/", "a b/", "a//"]
+)
+def test_it_refuses_an_admin_path_that_is_malformed_or_shadows_an_api(
+    tmp_path: Path, path: str
+) -> None:
+    assert_refused_naming(
+        run(production_env(tmp_path, HASHBANK_ADMIN_PATH=path)), "HASHBANK_ADMIN_PATH"
+    )
+
+
+def test_the_admin_moves_to_hashbank_admin_path(tmp_path: Path) -> None:
+    env = {**base_env(tmp_path / "var"), "DEBUG": "1", "HASHBANK_ADMIN_PATH": "ops/console/"}
+    code = (
+        "import django; django.setup(); from django.urls import reverse, resolve, Resolver404\n"
+        "print(reverse('admin:index'), reverse('admin:hashbank_hash_changelist'))\n"
+        "try:\n    resolve('/admin/')\nexcept Resolver404:\n    print('no /admin/')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [
+        "/ops/console/",
+        "/ops/console/hashbank/hash/",
+        "no",
+        "/admin/",
+    ]
+
+
+def test_two_factor_admin_is_required_in_production_by_default_and_not_in_development(
+    tmp_path: Path,
+) -> None:
+    development = {**base_env(tmp_path / "var"), "DEBUG": "1"}
+    assert loaded_settings(production_env(tmp_path), "HASHBANK_ADMIN_REQUIRE_2FA") == {
+        "HASHBANK_ADMIN_REQUIRE_2FA": True
+    }
+    assert loaded_settings(development, "HASHBANK_ADMIN_REQUIRE_2FA") == {
+        "HASHBANK_ADMIN_REQUIRE_2FA": False
+    }
+
+
+def test_hsts_is_on_for_a_year_by_default_in_production_and_can_be_turned_off(
+    tmp_path: Path,
+) -> None:
+    default = production_env(tmp_path, SECURE_HSTS_SECONDS=None)
+    off = production_env(tmp_path, SECURE_HSTS_SECONDS="0")
+
+    assert loaded_settings(default, "SECURE_HSTS_SECONDS") == {"SECURE_HSTS_SECONDS": 31536000}
+    assert loaded_settings(off, "SECURE_HSTS_SECONDS") == {"SECURE_HSTS_SECONDS": 0}
+
+
+def test_the_database_password_can_come_from_a_file(tmp_path: Path) -> None:
+    password = tmp_path / "postgres_password"
+    password.write_text("from a file\n", encoding="utf-8")
+    env = production_env(
+        tmp_path,
+        DATABASE_URL="postgres://hashbank@db.example.org:5432/hashbank",
+        DATABASE_PASSWORD_FILE=str(password),
+    )
+
+    databases = loaded_settings(env, "DATABASES")["DATABASES"]
+
+    assert databases["default"]["PASSWORD"] == "from a file"
+    assert databases["default"]["USER"] == "hashbank"
+
+
+def test_old_encryption_keys_are_read_as_a_list_and_each_must_be_long(tmp_path: Path) -> None:
+    old = ["old-key-one-" + "a" * 32, "old-key-two-" + "b" * 32]
+    env = production_env(tmp_path, HASHBANK_ENCRYPTION_KEY_OLD=" , ".join(old))
+
+    assert loaded_settings(env, "HASHBANK_ENCRYPTION_KEYS_OLD") == {
+        "HASHBANK_ENCRYPTION_KEYS_OLD": old
+    }
+    assert_refused_naming(
+        run(production_env(tmp_path, HASHBANK_ENCRYPTION_KEY_OLD=f"{old[0]},short")),
+        "HASHBANK_ENCRYPTION_KEY_OLD",
+    )
+
+
+SECRET_NAMES = {
+    "SECRET_KEY",
+    "HASHBANK_CASE_KEY",
+    "HASHBANK_ENCRYPTION_KEY",
+    "HASHBANK_SIGNING_KEY",
+    "EMAIL_HOST_PASSWORD",
+    "DATABASE_PASSWORD",
+    "POSTGRES_PASSWORD",
+}
+
+
+@pytest.mark.skipif(not shutil.which("docker-compose"), reason="needs docker-compose")
+def test_compose_gives_every_secret_as_a_file_and_none_in_the_environment(tmp_path: Path) -> None:
+    # Only the public settings are in the environment: compose must not need a secret there.
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "BANK_ORIGIN": "bank.example.org",
+        "ALLOWED_HOSTS": "bank.example.org",
+    }
+    result = subprocess.run(
+        ["docker-compose", "-f", "docker-compose.yml", "config"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+
+    for name, service in config["services"].items():
+        environment = service.get("environment") or {}
+        assert not SECRET_NAMES & set(environment), (name, environment)
+        for key, value in environment.items():
+            assert "password" not in str(value).lower() or key.endswith("_FILE"), (name, key)
+            if key.endswith("_FILE"):
+                assert str(value).startswith("/run/secrets/"), (name, key, value)
+                mounted = {s["source"] if isinstance(s, dict) else s for s in service["secrets"]}
+                assert Path(value).name in mounted, (name, key)
+        if "DATABASE_URL" in environment:
+            assert urlsplit(environment["DATABASE_URL"]).password is None, name
+    assert {name for name, spec in config["secrets"].items() if "file" in spec} >= {
+        "secret_key",
+        "hashbank_case_key",
+        "hashbank_encryption_key",
+        "hashbank_signing_key",
+        "postgres_password",
     }

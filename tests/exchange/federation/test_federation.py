@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from cases.services import case_withdraw
@@ -635,12 +636,12 @@ def test_admin_shows_a_stopped_peer_as_an_alert(operator, bank):
     _fork(bank, peer)
     peer_sync(peer_id=peer.pk)
 
-    listing = operator.get("/admin/exchange/peer/").content.decode()
-    page = operator.get(f"/admin/exchange/peer/{peer.pk}/change/").content.decode()
+    listing = operator.get(reverse("admin:exchange_peer_changelist")).content.decode()
+    page = operator.get(reverse("admin:exchange_peer_change", args=[peer.pk])).content.decode()
 
     assert "STOPPED" in listing and "Fork" in listing  # status column and alert message
     assert "STOPPED (Fork)" in page and TOKEN not in page
-    assert operator.get("/admin/exchange/peer/add/").status_code == 200
+    assert operator.get(reverse("admin:exchange_peer_add")).status_code == 200
 
 
 @pytest.mark.django_db
@@ -668,7 +669,7 @@ def test_admin_adds_a_peer_and_its_actions_sync_and_resume(operator, bank, in_pr
 @pytest.mark.django_db
 def test_admin_refuses_bad_keys_and_a_missing_token(operator, bank):
     response = operator.post(
-        "/admin/exchange/peer/add/",
+        reverse("admin:exchange_peer_add"),
         {"name": "fake", "base_url": bank.url, "remote_list": "adult", "vkeys": "nonsense",
          "local_list": HashList.objects.get(slug="minor").pk, "active": "on"},
     )  # fmt: skip

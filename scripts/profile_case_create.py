@@ -16,6 +16,12 @@ run it twice under callgrind and take the difference, so start-up cancels out:
 
     valgrind --tool=callgrind .venv/bin/python scripts/profile_case_create.py --requests 40
     valgrind --tool=callgrind .venv/bin/python scripts/profile_case_create.py --requests 140
+
+Two questions the redesign had to answer by measurement (BENCHMARKS.md):
+``--without-foreign-keys`` drops the bank's foreign-key constraints after
+migrating, to price them; ``--server-side-binding`` turns on Django's
+``OPTIONS["server_side_binding"]``, with which psycopg prepares statements it
+has run five times, to price the prepared statements the bank no longer has.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--status", action="store_true", help="measure status checks")
+    parser.add_argument("--without-foreign-keys", action="store_true")
+    parser.add_argument("--server-side-binding", action="store_true")
     args = parser.parse_args(argv)
 
     env = production_env(
@@ -58,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
 
     from cases import pins
+
+    if args.server_side_binding:
+        connection.settings_dict["OPTIONS"]["server_side_binding"] = True
+    if args.without_foreign_keys:
+        _drop_foreign_keys(connection)
 
     constant = pins.hash_pin("profile")
     pins.hash_pin = lambda pin: constant  # the one cost this script leaves out
@@ -114,6 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     what = "status check" if args.status else "case creation"
     print(f"per {what}: Python {python_ms:.2f} ms, PostgreSQL backend {backend_ms:.2f} ms")
     return 0
+
+
+def _drop_foreign_keys(connection: object) -> None:
+    """Drop every foreign-key constraint of the bank's own tables (hashes, holds, log)."""
+    with connection.cursor() as cursor:  # type: ignore[attr-defined]
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname FROM pg_constraint"
+            " WHERE contype = 'f' AND conrelid::regclass::text LIKE 'hashbank\\_%'"
+        )
+        for table, name in cursor.fetchall():
+            cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    connection.close()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from hashbank import tlog
@@ -74,7 +74,7 @@ def hashes_hold(
     with transaction.atomic(savepoint=False):
         locked = hash_list_lock(hash_list_id=hash_list.pk)
         now = timezone.now()
-        rows = _hashes_find_or_create(hash_list=locked, hashes=unique, origin=origin, now=now)
+        rows, new = _hashes_find_or_create(hash_list=locked, hashes=unique, origin=origin, now=now)
         Hold.objects.bulk_create(
             [
                 Hold(
@@ -90,31 +90,30 @@ def hashes_hold(
             unique_fields=["hash", "holder_kind", "holder_id"],
             update_fields=["active", "released_at", "origin"],
         )
-        _apply_rule(hash_list=locked, loaded=rows, holds=_holds_active([r.pk for r in rows]))
+        holds = _holds_active([row.pk for row in rows if row.pk not in new])
+        holds.update((pk, [origin]) for pk in new)  # inserted now: this hold is their only one
+        _apply_rule(hash_list=locked, loaded=rows, holds=holds)
         by_key = {(row.algorithm, row.value): row for row in rows}
         return [by_key[(h.algorithm, h.value)] for h in hashes]
 
 
 def _hashes_find_or_create(
     *, hash_list: HashList, hashes: Sequence[HashInput], origin: str, now: datetime
-) -> list[Hash]:
-    """The list's rows for these (unique) hashes, inserting the missing ones unpublished.
+) -> tuple[list[Hash], set[int]]:
+    """The list's rows for these (unique) hashes, sorted by id, inserting the missing ones
+    unpublished; and the ids of those inserted.
 
     The caller holds the list's row lock, so nobody inserts into the list meanwhile.
     """
     found: list[Hash] = []
-    by_algorithm: dict[str, list[str]] = {}
-    for h in hashes:
-        by_algorithm.setdefault(h.algorithm, []).append(h.value)
-    for algorithm, values in by_algorithm.items():
-        for start in range(0, len(values), _LOOKUP_CHUNK):
-            found.extend(
-                Hash.objects.filter(
-                    hash_list=hash_list,
-                    algorithm=algorithm,
-                    value__in=values[start : start + _LOOKUP_CHUNK],
-                )
-            )
+    for start in range(0, len(hashes), _LOOKUP_CHUNK):
+        by_algorithm: dict[str, list[str]] = {}
+        for h in hashes[start : start + _LOOKUP_CHUNK]:
+            by_algorithm.setdefault(h.algorithm, []).append(h.value)
+        condition = Q()
+        for algorithm, values in by_algorithm.items():
+            condition |= Q(algorithm=algorithm, value__in=values)
+        found.extend(Hash.objects.filter(condition, hash_list=hash_list))
     present = {(row.algorithm, row.value) for row in found}
     created = Hash.objects.bulk_create(
         [
@@ -131,7 +130,7 @@ def _hashes_find_or_create(
             if (h.algorithm, h.value) not in present
         ]
     )
-    return sorted(found + created, key=lambda row: row.pk)
+    return sorted(found + created, key=lambda row: row.pk), {row.pk for row in created}
 
 
 def holds_release(*, holder: Holder, reason: str = "withdrawn") -> list[int]:
@@ -184,6 +183,8 @@ def hashes_refresh_published(
 def _holds_active(hash_ids: Sequence[int]) -> dict[int, list[str]]:
     """The origins of each hash's active holds, in the order the holds were made."""
     origins: dict[int, list[str]] = {}
+    if not hash_ids:
+        return origins
     for hash_id, origin in (
         Hold.objects.filter(hash_id__in=hash_ids, active=True)
         .order_by("pk")

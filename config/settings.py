@@ -317,7 +317,16 @@ HASHBANK_PIN_FAILURE_WINDOW_S = envint("HASHBANK_PIN_FAILURE_WINDOW_S", 3600, mi
 
 # Per-client-address limits (django-ratelimit syntax "count/period").
 RATELIMIT_ENABLE = envbool("RATELIMIT_ENABLE", True)
-RATELIMIT_IP_META_KEY = envstr("RATELIMIT_IP_META_KEY", "REMOTE_ADDR")
+# How many reverse proxies in front of the server append to X-Forwarded-For;
+# webapi.addresses reads the client address from there (0: REMOTE_ADDR only).
+HASHBANK_TRUSTED_PROXIES = envint("HASHBANK_TRUSTED_PROXIES", 0, minimum=0)
+if "RATELIMIT_IP_META_KEY" in os.environ:
+    # A header named here was trusted whole, so a client could forge its address.
+    raise ImproperlyConfigured(
+        "RATELIMIT_IP_META_KEY is no longer read: set HASHBANK_TRUSTED_PROXIES to the number "
+        "of proxies in front of the server instead"
+    )
+RATELIMIT_IP_META_KEY = "webapi.addresses.client_address"
 HASHBANK_RATE_CASE_CREATE = envstr("HASHBANK_RATE_CASE_CREATE", "20/h")
 HASHBANK_RATE_CASE_STATUS = envstr("HASHBANK_RATE_CASE_STATUS", "60/h")
 HASHBANK_RATE_CASE_WITHDRAW = envstr("HASHBANK_RATE_CASE_WITHDRAW", "30/h")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -154,7 +156,8 @@ def case_authenticate(*, case_number: str, pin: str) -> Case:
     """The case these credentials open.
 
     Unknown case, wrong PIN and locked case all raise the same InvalidCredentials
-    after the same Argon2 work, so none can be told from another. A number with
+    after the same statements and the same Argon2 work, so none can be told from
+    another, by the answer or by its time. A number with
     a wrong check symbol is reported as mistyped: that needs no lookup.
     """
     try:
@@ -203,14 +206,13 @@ def _attempt_reserve(*, number_digest: str) -> tuple[Case | None, bool]:
     The database applies concurrent UPDATEs of one row one after another and
     re-checks the condition each time, so of any number of simultaneous guesses at
     most the maximum are counted, and only counted attempts reach the PIN hash.
-    Unknown, locked and open cases run the same two statements.
+    Unknown, locked and open cases run the same statements.
     """
     now = timezone.now()
     window = timedelta(seconds=settings.HASHBANK_PIN_FAILURE_WINDOW_S)
     maximum = settings.HASHBANK_PIN_MAX_FAILURES
     expired = Q(failed_pin_window_start__isnull=True) | Q(failed_pin_window_start__lte=now - window)
-    with transaction.atomic():
-        _commit_without_waiting_for_disk()
+    with _counting_transaction():
         reserved = Case.objects.filter(
             expired | Q(failed_pin_count__lt=maximum), number_digest=number_digest
         ).update(
@@ -235,8 +237,7 @@ def _attempt_give_back(*, case: Case) -> None:
     Only in the window it was counted in: if the window moved on meanwhile (a
     lock started by concurrent guesses), the attempt stays counted, on the safe side.
     """
-    with transaction.atomic():
-        _commit_without_waiting_for_disk()
+    with _counting_transaction():
         Case.objects.filter(
             pk=case.pk,
             failed_pin_window_start=case.failed_pin_window_start,
@@ -249,17 +250,22 @@ def _attempt_give_back(*, case: Case) -> None:
         )
 
 
-def _commit_without_waiting_for_disk() -> None:
-    """Let the current transaction's commit return before its WAL is flushed (PostgreSQL).
+@contextmanager
+def _counting_transaction() -> Iterator[None]:
+    """A transaction whose commit does not wait for its WAL flush (PostgreSQL).
 
     A counted attempt writes a row and an unknown or locked case writes none;
     waiting for the flush (~2 ms) would tell them apart by time. Other
     transactions see the count at once, so the lock is as strict; a database
-    crash may lose the last fraction of a second of counts.
+    crash may lose the last fraction of a second of counts. Inside a caller's
+    transaction the setting would cover all of it, so it is left alone there.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        yield
 
 
 def case_withdraw(*, case: Case) -> Case:

@@ -60,7 +60,7 @@ def _no_rate_limits(settings: Any) -> None:
     settings.HASHBANK_RATE_CASE_STATUS = "1000/h"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_forty_concurrent_wrong_guesses_get_at_most_ten_pins_checked(make_case, verified):
     if connection.vendor != "postgresql":
         pytest.skip("concurrent writers are tested on PostgreSQL")

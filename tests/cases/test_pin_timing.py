@@ -46,7 +46,8 @@ def unknown_number(known: str) -> str:
     return number
 
 
-@pytest.mark.django_db
+# Committed as in production, not inside a test's transaction.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_unknown_case_wrong_pin_and_locked_case_run_the_same_statements(make_case):
     client = Client()
     open_case = make_case(pdq("open"))

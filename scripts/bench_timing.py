@@ -111,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
             Path(tmp),
             HASHBANK_RATE_CASE_CREATE=unlimited,
             HASHBANK_RATE_CASE_STATUS=unlimited,
-            LOG_LEVEL="ERROR",  # every answer is a 403, each logged the same way otherwise
         )
         manage(env, "migrate", "--noinput")
         port = free_port()

@@ -154,6 +154,3 @@ def test_the_address_each_header_gives(settings, proxies, forwarded, remote, exp
         extra["HTTP_X_FORWARDED_FOR"] = forwarded
     assert client_address(RequestFactory().get("/", **extra)) == expected
 
-
-def test_it_is_what_the_rate_limits_use(settings):
-    assert settings.RATELIMIT_IP_META_KEY == "webapi.addresses.client_address"

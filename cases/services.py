@@ -9,13 +9,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Case as SqlCase
+from django.db.models import F, Q, Value, When
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -153,7 +156,8 @@ def case_authenticate(*, case_number: str, pin: str) -> Case:
     """The case these credentials open.
 
     Unknown case, wrong PIN and locked case all raise the same InvalidCredentials
-    after the same Argon2 work, so none can be told from another. A number with
+    after the same statements and the same Argon2 work, so none can be told from
+    another, by the answer or by its time. A number with
     a wrong check symbol is reported as mistyped: that needs no lookup.
     """
     try:
@@ -170,17 +174,15 @@ def case_authenticate(*, case_number: str, pin: str) -> Case:
             field="case_number",
             code="case_number_malformed",
         ) from None
-    case = Case.objects.filter(number_digest=case_number_digest(canonical)).first()
-    now = timezone.now()
-    window = timedelta(seconds=settings.HASHBANK_PIN_FAILURE_WINDOW_S)
-    if case is None or _locked(case, now, window):
+    case, reserved = _attempt_reserve(number_digest=case_number_digest(canonical))
+    if case is None or not reserved:
+        # Unknown or locked: the same Argon2 work as a wrong PIN, after the same statements.
         pins.spend_equal_time(pin)
         raise _invalid_credentials()
     if not pins.verify(case.pin_hash, pin):
-        _record_failure(case, now, window)
+        # The attempt stays counted: it was reserved as a failure.
         raise _invalid_credentials()
-    if case.failed_pin_count:
-        Case.objects.filter(pk=case.pk).update(failed_pin_count=0, failed_pin_window_start=None)
+    _attempt_give_back(case=case)
     if pins.needs_rehash(case.pin_hash):
         Case.objects.filter(pk=case.pk).update(pin_hash=pins.hash_pin(pin))
     return case
@@ -195,24 +197,75 @@ def _invalid_credentials() -> InvalidCredentials:
     )
 
 
-def _locked(case: Case, now: datetime, window: timedelta) -> bool:
-    return (
-        case.failed_pin_count >= settings.HASHBANK_PIN_MAX_FAILURES
-        and case.failed_pin_window_start is not None
-        and case.failed_pin_window_start + window > now
-    )
+def _attempt_reserve(*, number_digest: str) -> tuple[Case | None, bool]:
+    """Count a PIN attempt as a failure before the PIN is checked; the case and whether it was.
+
+    The lock is one rule, in this UPDATE's condition: a case whose count reached
+    HASHBANK_PIN_MAX_FAILURES is locked for HASHBANK_PIN_FAILURE_WINDOW_S from the
+    attempt that reached it; otherwise the count restarts once its window has passed.
+    The database applies concurrent UPDATEs of one row one after another and
+    re-checks the condition each time, so of any number of simultaneous guesses at
+    most the maximum are counted, and only counted attempts reach the PIN hash.
+    Unknown, locked and open cases run the same statements.
+    """
+    now = timezone.now()
+    window = timedelta(seconds=settings.HASHBANK_PIN_FAILURE_WINDOW_S)
+    maximum = settings.HASHBANK_PIN_MAX_FAILURES
+    expired = Q(failed_pin_window_start__isnull=True) | Q(failed_pin_window_start__lte=now - window)
+    with _counting_transaction():
+        reserved = Case.objects.filter(
+            expired | Q(failed_pin_count__lt=maximum), number_digest=number_digest
+        ).update(
+            failed_pin_count=SqlCase(
+                When(expired, then=Value(1)), default=F("failed_pin_count") + 1
+            ),
+            failed_pin_window_start=SqlCase(
+                When(expired, then=Value(now)),
+                # The attempt that reaches the maximum starts the lock's whole window.
+                When(failed_pin_count=maximum - 1, then=Value(now)),
+                default=F("failed_pin_window_start"),
+            ),
+        )
+        # In the same transaction: this is the row as our UPDATE left it.
+        case = Case.objects.filter(number_digest=number_digest).first()
+    return case, reserved == 1
 
 
-def _record_failure(case: Case, now: datetime, window: timedelta) -> None:
-    """Count a wrong PIN in the current one-hour window, atomically."""
-    fresh_window = Q(failed_pin_window_start__isnull=True) | Q(
-        failed_pin_window_start__lte=now - window
-    )
-    restarted = Case.objects.filter(fresh_window, pk=case.pk).update(
-        failed_pin_count=1, failed_pin_window_start=now
-    )
-    if not restarted:
-        Case.objects.filter(pk=case.pk).update(failed_pin_count=F("failed_pin_count") + 1)
+def _attempt_give_back(*, case: Case) -> None:
+    """Un-count the attempt a right PIN reserved.
+
+    Only in the window it was counted in: if the window moved on meanwhile (a
+    lock started by concurrent guesses), the attempt stays counted, on the safe side.
+    """
+    with _counting_transaction():
+        Case.objects.filter(
+            pk=case.pk,
+            failed_pin_window_start=case.failed_pin_window_start,
+            failed_pin_count__gt=0,
+        ).update(
+            failed_pin_count=F("failed_pin_count") - 1,
+            failed_pin_window_start=SqlCase(
+                When(failed_pin_count=1, then=Value(None)), default=F("failed_pin_window_start")
+            ),
+        )
+
+
+@contextmanager
+def _counting_transaction() -> Iterator[None]:
+    """A transaction whose commit does not wait for its WAL flush (PostgreSQL).
+
+    A counted attempt writes a row and an unknown or locked case writes none;
+    waiting for the flush (~2 ms) would tell them apart by time. Other
+    transactions see the count at once, so the lock is as strict; a database
+    crash may lose the last fraction of a second of counts. Inside a caller's
+    transaction the setting would cover all of it, so it is left alone there.
+    """
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        yield
 
 
 def case_withdraw(*, case: Case) -> Case:

@@ -282,7 +282,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["webapi.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "webapi.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -442,6 +442,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=envint("HASHBANK_ADMIN_LOCKOUT_MINUTES", 1
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "config.admin.lockout_page"
+# The same client address as the rate limits, behind HASHBANK_TRUSTED_PROXIES proxies.
+AXES_CLIENT_IP_CALLABLE = "webapi.addresses.client_address"
 # The attempts are in admin (Axes, Access attempts); the log need not repeat
 # the usernames people mistype (sometimes their password) and their addresses.
 AXES_VERBOSE = False
@@ -458,7 +460,16 @@ HASHBANK_PIN_FAILURE_WINDOW_S = envint("HASHBANK_PIN_FAILURE_WINDOW_S", 3600, mi
 
 # Per-client-address limits (django-ratelimit syntax "count/period").
 RATELIMIT_ENABLE = envbool("RATELIMIT_ENABLE", True)
-RATELIMIT_IP_META_KEY = envstr("RATELIMIT_IP_META_KEY", "REMOTE_ADDR")
+# How many reverse proxies in front of the server append to X-Forwarded-For;
+# webapi.addresses reads the client address from there (0: REMOTE_ADDR only).
+HASHBANK_TRUSTED_PROXIES = envint("HASHBANK_TRUSTED_PROXIES", 0, minimum=0)
+if "RATELIMIT_IP_META_KEY" in os.environ:
+    # A header named here was trusted whole, so a client could forge its address.
+    raise ImproperlyConfigured(
+        "RATELIMIT_IP_META_KEY is no longer read: set HASHBANK_TRUSTED_PROXIES to the number "
+        "of proxies in front of the server instead"
+    )
+RATELIMIT_IP_META_KEY = "webapi.addresses.client_address"
 HASHBANK_RATE_CASE_CREATE = envstr("HASHBANK_RATE_CASE_CREATE", "20/h")
 HASHBANK_RATE_CASE_STATUS = envstr("HASHBANK_RATE_CASE_STATUS", "60/h")
 HASHBANK_RATE_CASE_WITHDRAW = envstr("HASHBANK_RATE_CASE_WITHDRAW", "30/h")

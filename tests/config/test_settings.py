@@ -197,6 +197,19 @@ REFUSED = [
         id="argon2-memory-malformed",
     ),
     pytest.param({"DATABASE_URL": "notaurl"}, "DATABASE_URL", id="malformed-database-url"),
+    pytest.param(
+        {"HASHBANK_TRUSTED_PROXIES": "-1"}, "HASHBANK_TRUSTED_PROXIES", id="negative-proxies"
+    ),
+    pytest.param(
+        {"HASHBANK_TRUSTED_PROXIES": "10.0.0.1"},
+        "HASHBANK_TRUSTED_PROXIES",
+        id="proxy-address-for-a-count",
+    ),
+    pytest.param(
+        {"RATELIMIT_IP_META_KEY": "HTTP_X_FORWARDED_FOR"},
+        "RATELIMIT_IP_META_KEY",
+        id="forgeable-address-header",
+    ),
 ]
 
 

@@ -160,7 +160,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("outages")
     postgres = PostgresServer()
     redis = RedisServer(tmp / "redis.log")
@@ -202,6 +202,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             process.stop()
         redis.stop()
         postgres.destroy()
+
+
+@pytest.fixture
+def stack(shared_stack: Stack) -> Iterator[Stack]:
+    """The running stack; whatever a test stopped is running again afterwards."""
+    yield shared_stack
+    for process in (shared_stack.redis, shared_stack.beat):
+        if not process.running:
+            process.start()
+    if not (shared_stack.postgres.data / "postmaster.pid").exists():
+        shared_stack.postgres.start()
 
 
 def test_while_redis_is_down_victims_still_create_check_and_withdraw(stack: Stack) -> None:
@@ -255,16 +266,13 @@ def test_after_a_postgresql_restart_web_and_worker_recover_by_themselves(stack: 
     stack.wait_delivered()  # the web and worker processes each hold a database connection
     stack.beat.stop()  # no sweep: the worker must deliver on its own, first time
     logged_before = len(stack.web.output()), len(stack.worker.output())
-    try:
-        stack.postgres.stop()
-        stack.postgres.start()
+    stack.postgres.stop()
+    stack.postgres.start()
 
-        credentials = {"case_number": case["case_number"], "pin": case["pin"]}
-        checked, _ = stack.post("/api/v1/cases/status", credentials)
-        assert checked.status_code == 200, (checked.text, stack.report())
-        stack.create("after the restart")
-        stack.wait_delivered()
-        since = stack.web.output()[logged_before[0] :] + stack.worker.output()[logged_before[1] :]
-        assert "django.db.utils.OperationalError" not in since, since
-    finally:
-        stack.beat.start()
+    credentials = {"case_number": case["case_number"], "pin": case["pin"]}
+    checked, _ = stack.post("/api/v1/cases/status", credentials)
+    assert checked.status_code == 200, (checked.text, stack.report())
+    stack.create("after the restart")
+    stack.wait_delivered()
+    since = stack.web.output()[logged_before[0] :] + stack.worker.output()[logged_before[1] :]
+    assert "django.db.utils.OperationalError" not in since, since

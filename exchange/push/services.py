@@ -389,15 +389,15 @@ def http_post_within(
     """
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # An explicit port: http.client would read the last group of an IPv6 address as one.
+    host = parts.hostname or ""
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
         connection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=deadline_s, context=_tls_context()
+            host, parts.port or 443, timeout=deadline_s, context=_tls_context()
         )
     else:
-        connection = http.client.HTTPConnection(
-            parts.hostname or "", parts.port, timeout=deadline_s
-        )
+        connection = http.client.HTTPConnection(host, parts.port or 80, timeout=deadline_s)
     expired = threading.Event()
 
     def expire() -> None:
@@ -413,6 +413,9 @@ def http_post_within(
     watchdog.daemon = True
     watchdog.start()
     try:
+        connection.connect()
+        if expired.is_set():  # it fired before there was a socket to shut down
+            raise DeadlineExceeded(f"no connection within {deadline_s} s")
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
         # A success needs no body; an error's first bytes go into last_error.

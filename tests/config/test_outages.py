@@ -234,9 +234,9 @@ def test_while_redis_is_down_victims_still_create_check_and_withdraw(stack: Stac
     assert withdrawn.status_code == 200, withdrawn.text
     assert withdrawn.json()["state"] == "withdrawn"
     during.append(took)
-    # Neither the cache nor the broker holds a request up.
+    # Neither the cache nor the broker holds a request up (the creations compared).
     assert max(during) < 1, (baseline, during)
-    assert statistics.median(during) < statistics.median(baseline) + 0.1, (baseline, during)
+    assert statistics.median(during[:3]) < statistics.median(baseline) + 0.1, (baseline, during)
 
     # The limit still holds, counted in the process: the status check above was the first.
     malformed = {"case_number": "x", "pin": "y"}

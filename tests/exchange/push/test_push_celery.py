@@ -484,7 +484,7 @@ def test_a_trickling_partner_and_a_flooding_one_hold_up_neither_the_others_nor_v
     # partner holds for one request's deadline.
     assert max(lags) < 2 * TIMEOUT_S + 1, (lags, push.report())
     # Victims don't wait for partners at all.
-    assert statistics.median(during) < statistics.median(baseline) * 1.5 + 0.05, (
+    assert statistics.median(during) < statistics.median(baseline) * 1.5 + 0.1, (
         baseline,
         during,
     )

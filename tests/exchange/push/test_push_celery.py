@@ -2,7 +2,8 @@
 
 The in-process behaviour is in test_push_delivery.py; these tests prove what
 needs live processes: a worker SIGKILLed mid-delivery, a broker that is down
-while cases are created, and an endpoint that fails five times. In each, every
+(or frozen) while cases are created, an endpoint that fails five times, and
+partners that trickle or flood their replies. In each, every
 partner must end with every entry exactly once (after de-duplication by
 webhook-id, as Standard Webhooks asks), in order, and never two requests to one
 partner at the same time.

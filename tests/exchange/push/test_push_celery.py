@@ -2,11 +2,11 @@
 
 The in-process behaviour is in test_push_delivery.py; these tests prove what
 needs live processes: a worker SIGKILLed mid-delivery, a broker that is down
-(or frozen) while cases are created, an endpoint that fails five times, and
-partners that trickle or flood their replies. In each, every
-partner must end with every entry exactly once (after de-duplication by
-webhook-id, as Standard Webhooks asks), in order, and never two requests to one
-partner at the same time.
+(or frozen) while cases are created, and an endpoint that fails five times. In
+each, every partner must end with every entry exactly once (after
+de-duplication by webhook-id, as Standard Webhooks asks), in order, and never
+two requests to one partner at the same time. Last, partners that trickle or
+flood their replies must hold up neither the other partners nor the victims.
 """
 
 from __future__ import annotations

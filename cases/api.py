@@ -7,7 +7,6 @@ from typing import Any
 from django.conf import settings
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
-from django_ratelimit.decorators import ratelimit
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -22,6 +21,7 @@ from cases.serializers import (
     CaseStatusSerializer,
 )
 from webapi.errors import ErrorSerializer
+from webapi.rate_limits import ratelimit
 
 _ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid input; `field` names it."),

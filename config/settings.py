@@ -183,7 +183,13 @@ TEMPLATES = [
 _database_url = envstr("DATABASE_URL", "")
 if _database_url:
     try:
-        DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+        # Persistent connections are checked before each request or task reuses them,
+        # so the web and worker processes outlive a database restart without an error.
+        DATABASES = {
+            "default": dj_database_url.parse(
+                _database_url, conn_max_age=60, conn_health_checks=True
+            )
+        }
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from None
 else:
@@ -214,11 +220,13 @@ if _cache_url:
     if not _cache_url.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, got {_cache_url!r}")
     # Rate limits (django-ratelimit) count each client's requests here, so every
-    # process shares the counts.
+    # process shares the counts. While Redis is down they count per process
+    # (webapi/rate_limits.py); the timeouts bound what a request waits to find out.
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": _cache_url,
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.5},
         }
     }
 else:
@@ -303,8 +311,14 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Celery: with no broker configured, tasks run in-process (newcomer mode).
+# Celery: with no broker configured, tasks run in-process, for development
+# only: in production a slow partner would hold up the victim's request.
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "")
+if not CELERY_BROKER_URL and not DEBUG:
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL (redis://...) must be set when DEBUG is off: without a broker, "
+        "webhooks would be sent inside the victims' requests"
+    )
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
@@ -312,9 +326,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Publishing must not hang when the broker is down: the outbox in the database
-# and the beat sweep make up for a task that could not be queued.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+# Requests never wait for the broker: exchange/push/tasks.py queues from a thread
+# of its own, and the outbox in the database and the beat sweep make up for a
+# task that could not be queued. The socket timeouts keep that thread (and
+# beat) from hanging forever on a broker that stopped answering without closing
+# the connection.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY = False
 # How often the beat sweep queues every delivery that is behind (seconds).

@@ -11,6 +11,9 @@ webhook-id, as a partner would).
    until all 20 partners hold all of them (target < 30 s).
 3. Recovery: one partner answers 503 for 60 s while cases keep coming at 10/s; the
    time from its return until it has caught up.
+4. Slow partners: for --steady-seconds at 10 cases/s, one partner trickles its reply a
+   byte every 0.5 s and another floods a reply of a terabyte; the freshness at the
+   other 18 and the case API's latency, against phase 1's.
 
     .venv/bin/python scripts/bench_push.py
     .venv/bin/python scripts/bench_push.py --quick
@@ -50,6 +53,8 @@ from scripts.benchlib import (
 )
 
 PARTNERS = 20
+# What a receiver does, per partner (shared with the receivers' process).
+NORMAL, OUTAGE, TRICKLE, FLOOD = 0, 1, 2, 3
 
 
 # --- partner receivers (separate process) ------------------------------------------
@@ -71,8 +76,15 @@ def _receivers_main(
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if outage[i]:
+                if outage[i] == OUTAGE:
                     self._reply(503)
+                    return
+                if outage[i] in (TRICKLE, FLOOD):
+                    self.close_connection = True
+                    try:
+                        self._misbehave(outage[i])
+                    except OSError:
+                        pass  # the bank hung up, as it should
                     return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 try:
@@ -88,6 +100,18 @@ def _receivers_main(
                     values = [e["value"] for e in payload["entries"] if e.get("op") == "add"]
                     events.put((i, now, values, payload["entries"][-1]["index"]))
                 self._reply(204)
+
+            def _misbehave(self, how: int) -> None:
+                if how == TRICKLE:
+                    for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 240:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.5)
+                    return
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n")
+                chunk = b"x" * 65536
+                for _ in range(4096):  # at most 256 MiB
+                    self.wfile.write(chunk)
 
             def _reply(self, status: int) -> None:
                 self.send_response(status)
@@ -140,6 +164,14 @@ class Arrivals:
                 return max(times)
         return None
 
+    def when(self, value: str, partners: range) -> float:
+        """When the last of ``partners`` received ``value`` (inf if one has not)."""
+        with self.lock:
+            times = self.first_seen.get(value)
+            if not times or not all(times[p] for p in partners):
+                return float("inf")
+            return max(times[p] for p in partners)
+
     def wait_all(self, values: list[str], deadline: float, partners: range | None = None) -> float:
         partners = partners or range(PARTNERS)
         while time.time() < deadline:
@@ -176,9 +208,12 @@ def create_case(conn: http.client.HTTPConnection, body: bytes) -> None:
 
 
 def steady(
-    port: int, rate: float, seconds: float, hashes: int = 2
+    port: int, rate: float, seconds: float, hashes: int = 2, latencies: list[float] | None = None
 ) -> list[tuple[float, list[str]]]:
-    """Create cases at ``rate`` per second; returns (send time, values) per case."""
+    """Create cases at ``rate`` per second; returns (send time, values) per case.
+
+    Each request's latency (ms) is appended to ``latencies`` when given.
+    """
     sent: list[tuple[float, list[str]]] = []
     lock = threading.Lock()
     start = time.time()
@@ -199,8 +234,11 @@ def steady(
             body, values = case_body(hashes)
             t0 = time.time()
             create_case(conn, body)
+            took = (time.time() - t0) * 1000
             with lock:
                 sent.append((t0, values))
+                if latencies is not None:
+                    latencies.append(took)
 
     threads = [threading.Thread(target=client) for _ in range(4)]
     for t in threads:
@@ -303,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                 arrivals.wait_all(values, time.time() + 60)
 
                 # 1. Freshness at a steady 10 cases/s.
-                sent = steady(port, 10, args.steady_seconds)
+                calm_latency: list[float] = []
+                sent = steady(port, 10, args.steady_seconds, latencies=calm_latency)
                 last_values = [v for _, vals in sent for v in vals]
                 arrivals.wait_all(last_values, time.time() + 60)
                 fresh = []
@@ -317,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
                     "p99": round(percentile(fresh, 99)),
                     "max": round(max(fresh)),
                     "target_p99": 2000,
+                    "case_create_p50_ms": round(percentile(calm_latency, 50)),
+                    "case_create_p99_ms": round(percentile(calm_latency, 99)),
                 }
 
                 # 2. Throughput: 10,000 new hashes to all 20 partners.
@@ -333,9 +374,9 @@ def main(argv: list[str] | None = None) -> int:
                 }
 
                 # 3. Recovery after a partner outage.
-                outage[0] = 1
+                outage[0] = OUTAGE
                 sent = steady(port, 10, args.outage_seconds)
-                outage[0] = 0
+                outage[0] = NORMAL
                 back = time.time()
                 all_values = [v for _, vals in sent for v in vals]
                 others = arrivals.wait_all(all_values, time.time() + 120, range(1, PARTNERS))
@@ -346,6 +387,27 @@ def main(argv: list[str] | None = None) -> int:
                     "catch_up_after_return_s": round(caught_up - back, 2),
                     "other_partners_unaffected_lag_s": round(max(0.0, others - back), 2),
                     "note": "includes waiting out the retry backoff (base 2 s, cap 300 s)",
+                }
+
+                # 4. A trickling and a flooding partner; the other 18 and the victims.
+                arrivals.wait_all(all_values, time.time() + 600)  # everyone level first
+                outage[0], outage[1] = TRICKLE, FLOOD
+                slow_latency: list[float] = []
+                sent = steady(port, 10, args.steady_seconds, latencies=slow_latency)
+                healthy = range(2, PARTNERS)
+                arrivals.wait_all([v for _, vals in sent for v in vals], time.time() + 120, healthy)
+                fresh = []
+                for t0, vals in sent:
+                    done = max(arrivals.when(v, healthy) for v in vals)
+                    fresh.append((done - t0) * 1000)
+                outage[0] = outage[1] = NORMAL
+                results["slow_partners"] = {
+                    "cases": len(sent),
+                    "other_18_freshness_p50_ms": round(percentile(fresh, 50)),
+                    "other_18_freshness_p99_ms": round(percentile(fresh, 99)),
+                    "case_create_p50_ms": round(percentile(slow_latency, 50)),
+                    "case_create_p99_ms": round(percentile(slow_latency, 99)),
+                    "note": "partner 0 trickles a byte every 0.5 s; partner 1 floods its reply",
                 }
         finally:
             for proc in (worker, beat):

@@ -60,6 +60,8 @@ def production_env(database_url: str, var_dir: Path, **extra: str) -> dict[str, 
         LOG_LEVEL="WARNING",
         DJANGO_SETTINGS_MODULE="config.settings",
     )
+    # Production requires a broker. Nothing is queued unless a partner has a webhook.
+    env.setdefault("CELERY_BROKER_URL", f"{REDIS_URL}/2")
     env.update(extra)
     return env
 

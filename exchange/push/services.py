@@ -17,13 +17,18 @@ These functions do the work and queue nothing: what queues ``deliver`` tasks
 
 from __future__ import annotations
 
+import functools
+import http.client
 import json
 import random
+import socket
+import ssl
+import threading
 import time
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-import requests
+import certifi
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -337,6 +342,10 @@ def _deliver_leased(delivery: Delivery, max_batches: int) -> str:
     return "more"
 
 
+# What is read of a partner's reply: enough for an error message, never its whole body.
+REPLY_READ_MAX = 4096
+
+
 def _post(partner: Partner, webhook_id: str, body: bytes) -> str | None:
     """POST one signed batch; None on a 2xx reply, else a short description of the error."""
     url = partner.webhook_url
@@ -352,18 +361,81 @@ def _post(partner: Partner, webhook_id: str, body: bytes) -> str | None:
     headers["Content-Type"] = "application/json"
     headers["User-Agent"] = "hashbank-webhooks/1"
     try:
-        response = requests.post(
-            url,
-            data=body,
-            headers=headers,
-            timeout=settings.HASHBANK_WEBHOOK_TIMEOUT_S,
-            allow_redirects=False,
+        status, reply = http_post_within(
+            url, body, headers, deadline_s=settings.HASHBANK_WEBHOOK_TIMEOUT_S
         )
-    except requests.RequestException as exc:
+    except (OSError, http.client.HTTPException) as exc:
         return f"{type(exc).__name__}: {exc}"[:500]
-    if 200 <= response.status_code < 300:
+    if 200 <= status < 300:
         return None
-    return f"HTTP {response.status_code}: {response.text[:200]}"
+    return f"HTTP {status}: {reply[:200].decode('utf-8', 'replace')}"
+
+
+class DeadlineExceeded(OSError):
+    pass
+
+
+def http_post_within(
+    url: str, body: bytes, headers: dict[str, str], *, deadline_s: float
+) -> tuple[int, bytes]:
+    """POST ``body``; return the status and, for an error, at most ``REPLY_READ_MAX`` bytes
+    of the reply.
+
+    The whole exchange (connect, send, the reply's status line, headers and the
+    bytes read) ends within ``deadline_s``, however slowly the server sends: a
+    socket timeout bounds only the wait for the next byte, so a watchdog shuts
+    the socket down at the deadline. (Name resolution is the system resolver's,
+    bounded by its own timeouts.) Redirects are not followed.
+    """
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # An explicit port: http.client would read the last group of an IPv6 address as one.
+    host = parts.hostname or ""
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            host, parts.port or 443, timeout=deadline_s, context=_tls_context()
+        )
+    else:
+        connection = http.client.HTTPConnection(host, parts.port or 80, timeout=deadline_s)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+
+    watchdog = threading.Timer(deadline_s, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        connection.connect()
+        if expired.is_set():  # it fired before there was a socket to shut down
+            raise DeadlineExceeded(f"no connection within {deadline_s} s")
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        # A success needs no body; an error's first bytes go into last_error.
+        reply = b"" if 200 <= response.status < 300 else response.read(REPLY_READ_MAX)
+        if expired.is_set():
+            raise DeadlineExceeded(f"no complete answer within {deadline_s} s")
+        return response.status, reply
+    except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            raise DeadlineExceeded(f"no complete answer within {deadline_s} s") from exc
+        raise
+    finally:
+        watchdog.cancel()
+        connection.close()  # never read the rest of a reply
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # The CA bundle requests used before (certifi), so the same partners verify.
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def delivery_retry_at(*, delivery_id: int) -> datetime | None:

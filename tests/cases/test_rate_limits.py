@@ -107,3 +107,46 @@ def test_simultaneous_requests_are_each_counted_once(settings):
     for thread in threads:
         thread.join()
     assert sorted(codes) == [400] * 10 + [429] * 14
+
+
+@pytest.fixture
+def redis_down(settings, monkeypatch, caplog):
+    """The cache is Django's Redis backend pointed at a port where nothing listens."""
+    from tests.celery_worker import free_port
+    from webapi import rate_limits
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.5},
+        }
+    }
+    monkeypatch.setattr(rate_limits, "local_counts", rate_limits.LocalCounts())
+    caplog.set_level("WARNING", logger="webapi.rate_limits")
+    return caplog
+
+
+def test_while_the_cache_is_down_each_endpoint_answers_and_counts_in_the_process(
+    api, settings, redis_down
+):
+    settings.HASHBANK_RATE_CASE_STATUS = "3/h"
+    created = api.post("/api/v1/cases", case_body(pdq("down")), format="json")
+    assert created.status_code == 201, created.content
+    credentials = {"case_number": created.json()["case_number"], "pin": created.json()["pin"]}
+    assert api.post("/api/v1/cases/status", credentials, format="json").status_code == 200
+    codes = [
+        api.post("/api/v1/cases/status", MALFORMED_CREDENTIALS, format="json").status_code
+        for _ in range(3)
+    ]
+    assert codes == [400, 400, 429]
+    # Another address has its own count.
+    other = api.post(
+        "/api/v1/cases/status", MALFORMED_CREDENTIALS, format="json", REMOTE_ADDR="198.51.100.9"
+    )
+    assert other.status_code == 400
+    withdrawn = api.post("/api/v1/cases/withdraw", credentials, format="json")
+    assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "withdrawn"
+    # Logged once for the outage, not once per request.
+    messages = [r.getMessage() for r in redis_down.records]
+    assert sum("the cache is unavailable" in m for m in messages) == 1, messages

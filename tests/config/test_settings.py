@@ -68,6 +68,7 @@ def production_settings(secrets_dir: Path | None = None) -> dict[str, str]:
         "CSRF_TRUSTED_ORIGINS": "https://hashbank.example.org",
         "BANK_ORIGIN": "hashbank.example.org",
         "CACHE_URL": "redis://127.0.0.1:6379/0",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/1",
         "DATABASE_URL": "postgres://hashbank:pw@db.example.org:5432/hashbank",
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "EMAIL_HOST": "smtp.example.org",
@@ -164,6 +165,9 @@ REFUSED = [
         {"BANK_ORIGIN": "hash bank.example.org"}, "BANK_ORIGIN", id="bank-origin-with-space"
     ),
     pytest.param({"CACHE_URL": None}, "CACHE_URL", id="no-cache-url"),
+    # Without a broker, tasks would run inside requests: a slow partner would stall victims.
+    pytest.param({"CELERY_BROKER_URL": None}, "CELERY_BROKER_URL", id="no-broker"),
+    pytest.param({"CELERY_BROKER_URL": ""}, "CELERY_BROKER_URL", id="empty-broker"),
     pytest.param({"DATABASE_URL": None}, "DATABASE_URL", id="no-database-url"),
     pytest.param(
         {"CACHE_URL": "memcached://127.0.0.1:11211"}, "CACHE_URL", id="cache-url-not-redis"
@@ -320,12 +324,12 @@ def test_rate_limits_count_in_djangos_redis_cache_or_without_cache_url_in_memory
     development = {**base_env(tmp_path / "var"), "DEBUG": "1"}
     with_redis = {**development, "CACHE_URL": "redis://127.0.0.1:6379/0"}
 
-    assert loaded_settings(with_redis, "CACHES")["CACHES"] == {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:6379/0",
-        }
-    }
+    cache = loaded_settings(with_redis, "CACHES")["CACHES"]["default"]
+    assert cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert cache["LOCATION"] == "redis://127.0.0.1:6379/0"
+    # A Redis that is down or not answering is found out quickly (webapi/rate_limits.py).
+    assert cache["OPTIONS"]["socket_connect_timeout"] <= 0.5
+    assert cache["OPTIONS"]["socket_timeout"] <= 0.5
     assert loaded_settings(development, "CACHES")["CACHES"] == {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     }
@@ -494,3 +498,12 @@ def test_compose_gives_every_secret_as_a_file_and_none_in_the_environment(tmp_pa
         "hashbank_signing_key",
         "postgres_password",
     }
+
+
+def test_tasks_run_in_process_only_in_development_without_a_broker(tmp_path: Path) -> None:
+    name = "CELERY_TASK_ALWAYS_EAGER"
+    assert loaded_settings(production_env(tmp_path), name) == {name: False}
+    development = {**base_env(tmp_path / "var"), "DEBUG": "1"}
+    assert loaded_settings(development, name) == {name: True}
+    with_broker = {**development, "CELERY_BROKER_URL": "redis://127.0.0.1:6379/1"}
+    assert loaded_settings(with_broker, name) == {name: False}

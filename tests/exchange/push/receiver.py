@@ -4,7 +4,9 @@ package, de-duplicates by webhook-id, and can be told to fail or stall."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,3 +87,92 @@ def serve(receiver: Receiver) -> Iterator[str]:
 
 def dump(receiver: Receiver) -> str:
     return json.dumps({"requests": receiver.requests, "indexes": receiver.indexes})
+
+
+class BadPartner:
+    """A webhook endpoint that answers badly, on a raw socket.
+
+    ``trickle``: the reply's status line and headers come one byte every
+    ``byte_every`` seconds, for up to ``trickle_for`` seconds.
+    ``flood``: a reply declaring a terabyte, streamed as fast as the client
+    takes it, up to ``flood_cap`` bytes; the first ``fail_next`` replies are
+    500s, later ones 200s.
+
+    ``connections`` records (seconds open, bytes of reply sent) per request.
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        *,
+        byte_every: float = 0.5,
+        trickle_for: float = 60,
+        flood_cap: int = 128 << 20,
+        fail_next: int = 0,
+    ) -> None:
+        assert mode in ("trickle", "flood")
+        self.mode = mode
+        self.byte_every, self.trickle_for, self.flood_cap = byte_every, trickle_for, flood_cap
+        self.fail_next = fail_next
+        self.lock = threading.Lock()
+        self.connections: list[tuple[float, int]] = []
+
+    def _answer(self, conn: socket.socket, sent: list[int]) -> None:
+        reader = conn.makefile("rb")
+        length = 0
+        while (line := reader.readline(65537)) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        reader.read(length)
+        if self.mode == "trickle":
+            head = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000
+            ends = time.monotonic() + self.trickle_for
+            while time.monotonic() < ends and sent[0] < len(head):
+                conn.sendall(head[sent[0] : sent[0] + 1])
+                sent[0] += 1
+                time.sleep(self.byte_every)
+            return
+        with self.lock:
+            status = b"500 Internal Server Error" if self.fail_next > 0 else b"200 OK"
+            self.fail_next = max(0, self.fail_next - 1)
+        conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 1000000000000\r\n\r\n")
+        chunk = b"x" * 65536
+        while sent[0] < self.flood_cap:
+            conn.sendall(chunk)
+            sent[0] += len(chunk)
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.2)
+        stop = threading.Event()
+
+        def handle(conn: socket.socket) -> None:
+            opened = time.monotonic()
+            sent = [0]
+            with conn:
+                try:
+                    self._answer(conn, sent)
+                except OSError:
+                    pass  # the client hung up mid-reply
+                finally:
+                    with self.lock:
+                        self.connections.append((time.monotonic() - opened, sent[0]))
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+        finally:
+            stop.set()
+            thread.join(5)
+            listener.close()

@@ -17,10 +17,13 @@ from cases.services import case_withdraw
 from exchange import webhook_signing
 from exchange.models import Delivery, ListGrant, Partner
 from exchange.push.services import (
+    REPLY_READ_MAX,
+    DeadlineExceeded,
     backoff_seconds,
     deliveries_to_kick,
     delivery_redeliver_from,
     delivery_run,
+    http_post_within,
     partner_webhook_set,
     webhook_secret_issue,
 )
@@ -31,7 +34,7 @@ from hashbank import tlog
 from hashbank.models import HashList
 from tests.admin_forms import submit_action
 from tests.conftest import md5, pdq
-from tests.exchange.push.receiver import Receiver, serve
+from tests.exchange.push.receiver import BadPartner, Receiver, serve
 from webapi.errors import InvalidInput
 
 pytestmark = pytest.mark.django_db
@@ -412,3 +415,30 @@ def test_push_entitlement_is_the_rule_partner_lists_applies(make_partner, receiv
             assert got == expected, (slug, active, granted, explicit, requires_explicit)
             seen.add(expected)
     assert seen == {True, False}
+
+
+def test_a_post_ends_by_its_deadline_however_slowly_the_partner_answers():
+    trickling = BadPartner("trickle", byte_every=0.1)
+    with trickling.serve() as url:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            http_post_within(url, b"{}", {}, deadline_s=1)
+        assert time.monotonic() - started < 1.5
+        # It kept sending bytes: a per-read timeout alone would never have fired.
+        time.sleep(0.5)
+    assert trickling.connections and trickling.connections[0][1] >= 5
+
+
+def test_only_the_first_kibibytes_of_a_reply_are_read():
+    flooding = BadPartner("flood", fail_next=1)
+    with flooding.serve() as url:
+        status, reply = http_post_within(url, b"{}", {}, deadline_s=5)
+        assert status == 500 and len(reply) == REPLY_READ_MAX
+        status, reply = http_post_within(url, b"{}", {}, deadline_s=5)
+        assert (status, reply) == (200, b"")
+        deadline = time.monotonic() + 5
+        while len(flooding.connections) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    # All it managed to send is what the sockets' buffers hold.
+    assert len(flooding.connections) == 2
+    assert all(sent < 16 << 20 for _, sent in flooding.connections), flooding.connections

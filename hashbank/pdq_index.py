@@ -1,0 +1,434 @@
+"""Exact Hamming-radius search over PDQ hashes: multi-index hashing in numpy.
+
+A pure module (numpy only, no Django) shared by the bank (near-duplicates shown to reviewers,
+allowlist screening) and the partner client (``hashbank-sync match``).
+
+A hash is a ``numpy.uint8`` vector of 32 bytes in hex order (``bytes.fromhex(hex64)``); an
+index holds hashes under int64 ids. :meth:`PDQIndex.query` returns *every* id whose hash is
+within the radius, with its distance: the lookup is exact, not approximate.
+
+How (multi-index hashing, Norouzi, Punjani and Fleet, "Fast Exact Search in Hamming Space with
+Multi-Index Hashing", 2014; the PDQ paper's note on MIH): by the pigeonhole principle a hash
+within distance ``r`` of the query agrees with it to within ``t = r // 8`` bits on at least one
+of its eight 32-bit words, and within ``t // 2`` bits on one of that word's two 16-bit halves.
+The index keeps, for each of the 16 halves, the rows bucketed by that half's value (a CSR
+table, 65,536 buckets) and, beside each row, the value of the other half of its word. A query
+visits the buckets within ``t // 2`` bit flips of each of its halves (17 buckets each at the
+PDQ match radius 31), drops the rows whose whole word is more than ``t`` bits off using the
+stored other half (a sequential read, no random access to the hashes), and only then compares
+the few survivors' full 256 bits. At 1M random hashes a query reads ~4,000 bucket entries and
+verifies ~10 hashes. Radii of 64 and above (never used for PDQ matching) scan every hash.
+
+Updates: :meth:`PDQIndex.add` puts new hashes in a small unindexed *delta* that queries scan;
+:meth:`PDQIndex.remove` marks indexed rows dead. When the delta or the dead rows grow past a
+bound, the tables are rebuilt (about as long as building the index afresh), so results are
+always current and updates cost little on average.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from itertools import combinations, pairwise
+from typing import Any, Final, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_RADIUS",
+    "PDQ_BITS",
+    "PDQ_BYTES",
+    "PDQIndex",
+    "vectors_from_hex",
+]
+
+PDQ_BYTES: Final = 32
+PDQ_BITS: Final = 256
+DEFAULT_RADIUS: Final = 31  # the PDQ paper's match threshold
+
+Vectors: TypeAlias = npt.NDArray[np.uint8]
+IdsLike: TypeAlias = Sequence[int] | npt.NDArray[np.integer[Any]]
+Match: TypeAlias = tuple[int, int]
+
+_HALVES: Final = PDQ_BYTES // 2  # 16 substrings of 16 bits
+_BUCKETS: Final = 1 << 16
+# The half that shares a 32-bit word with half s (uint16 view of little-endian byte pairs;
+# which byte is high does not matter: bit flips are enumerated over all 16 bits).
+_PARTNER: Final = np.arange(_HALVES) ^ 1
+# Above this word threshold (radius >= 64) probing costs more than scanning every hash.
+_MAX_PROBED_WORD_DISTANCE: Final = 7
+# Added hashes wait in the scanned delta until there are this many; removed rows stay in
+# the tables until there are this many or a quarter of the rows, whichever is more.
+_DELTA_LIMIT: Final = 2048
+_SORT_PROBES_FROM: Final = 16  # queries
+_QUERY_CHUNK: Final = 1024  # queries probed together by query_many (bounds temporary memory)
+_SCAN_CHUNK: Final = 1 << 16  # rows compared at once when scanning
+
+
+def _flips(max_bits: int) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int16]]:
+    """All 16-bit masks with at most ``max_bits`` bits set, and their weights."""
+    masks = [0]
+    weights = [0]
+    for k in range(1, max_bits + 1):
+        for bits in combinations(range(16), k):
+            masks.append(sum(1 << b for b in bits))
+            weights.append(k)
+    return np.array(masks, dtype=np.uint16), np.array(weights, dtype=np.int16)
+
+
+_FLIPS: Final = [_flips(h) for h in range(_MAX_PROBED_WORD_DISTANCE // 2 + 1)]
+
+
+def vectors_from_hex(values: Iterable[str]) -> Vectors:
+    """An (n, 32) uint8 array from 64-digit hex strings (either case).
+
+    Raises ValueError naming the first value that is not 64 hex digits.
+    """
+    values = list(values)
+    for i, value in enumerate(values):
+        if not isinstance(value, str) or len(value) != 2 * PDQ_BYTES:
+            raise ValueError(f"PDQ hash {i} is not 64 hex digits: {value!r}")
+    try:
+        # fromhex skips whitespace, but then the byte count comes out short.
+        raw = bytes.fromhex("".join(values))
+    except ValueError:
+        raw = b""
+    if len(raw) != PDQ_BYTES * len(values):
+        for i, value in enumerate(values):
+            try:
+                ok = len(bytes.fromhex(value)) == PDQ_BYTES
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"PDQ hash {i} is not 64 hex digits: {value!r}") from None
+    return np.frombuffer(raw, dtype=np.uint8).reshape(len(values), PDQ_BYTES).copy()
+
+
+_ARANGE: dict[type[np.signedinteger[Any]], npt.NDArray[np.signedinteger[Any]]] = {}
+
+
+def _arange(n: int, dtype: type[np.signedinteger[Any]]) -> npt.NDArray[np.signedinteger[Any]]:
+    """``np.arange(n, dtype=dtype)``, read-only, from a cache that grows as needed."""
+    cached = _ARANGE.get(dtype)
+    if cached is None or len(cached) < n:
+        cached = np.arange(max(n, 2 * len(cached) if cached is not None else n), dtype=dtype)
+        cached.flags.writeable = False
+        _ARANGE[dtype] = cached
+    return cached[:n]
+
+
+def _check_vectors(vectors: object, what: str = "vectors") -> Vectors:
+    if not isinstance(vectors, np.ndarray) or vectors.dtype != np.uint8:
+        raise ValueError(f"{what} must be a numpy uint8 array")
+    if vectors.ndim != 2 or vectors.shape[1] != PDQ_BYTES:
+        raise ValueError(f"{what} must have shape (n, {PDQ_BYTES}), not {vectors.shape}")
+    return np.ascontiguousarray(vectors)
+
+
+def _check_vector(vector: object) -> Vectors:
+    if not isinstance(vector, np.ndarray) or vector.dtype != np.uint8:
+        raise ValueError("vector must be a numpy uint8 array")
+    if vector.shape != (PDQ_BYTES,):
+        raise ValueError(f"vector must have shape ({PDQ_BYTES},), not {vector.shape}")
+    return np.ascontiguousarray(vector).reshape(1, PDQ_BYTES)
+
+
+def _check_ids(ids: object, n: int) -> npt.NDArray[np.int64]:
+    try:
+        arr = np.asarray(ids)
+    except (OverflowError, ValueError, TypeError):
+        raise ValueError("ids must be a sequence of integers") from None
+    if arr.ndim != 1 or len(arr) != n:
+        raise ValueError(f"ids must be a flat sequence of {n} integers, one per vector")
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise ValueError("ids must be integers")
+    if arr.dtype == np.uint64 and int(arr.max()) > np.iinfo(np.int64).max:
+        raise ValueError("ids must fit in a signed 64-bit integer")
+    out = arr.astype(np.int64)
+    if len(np.unique(out)) != n:
+        raise ValueError("ids must be distinct")
+    return out
+
+
+def _check_radius(radius: object) -> int:
+    if isinstance(radius, bool) or not isinstance(radius, int | np.integer):
+        raise ValueError("radius must be an integer")
+    if not 0 <= radius <= PDQ_BITS:
+        raise ValueError(f"radius must be in 0..{PDQ_BITS}, not {radius}")
+    return int(radius)
+
+
+def _distances(
+    words: npt.NDArray[np.uint64], queries: npt.NDArray[np.uint64]
+) -> npt.NDArray[np.int64]:
+    """Hamming distances between rows of two (k, 4) uint64 arrays, row by row."""
+    dist: npt.NDArray[np.int64] = np.bitwise_count(words ^ queries).sum(axis=1, dtype=np.int64)
+    return dist
+
+
+class _Tables:
+    """The immutable MIH part of an index: hashes, ids and the 16 bucket tables."""
+
+    def __init__(self, vectors: Vectors, ids: npt.NDArray[np.int64]) -> None:
+        n = len(vectors)
+        self.vectors = vectors
+        self.words: npt.NDArray[np.uint64] = vectors.view(np.uint64)
+        self.ids = ids
+        self.alive = np.ones(n, dtype=bool)
+        self.dead = 0
+        # Positions in the tables fit in int32 below 134M hashes: half the memory traffic.
+        index_type: type[np.signedinteger[Any]] = np.int32 if _HALVES * n < 2**31 else np.int64
+        self.index_type = index_type
+        self.id_order = np.argsort(ids, kind="stable").astype(index_type)
+        self.sorted_ids = ids[self.id_order]
+        halves = vectors.view(np.uint16)
+        self.rows = np.empty(_HALVES * n, dtype=index_type)
+        self.partner = np.empty(_HALVES * n, dtype=np.uint16)
+        self.offsets = np.empty(_HALVES * _BUCKETS + 1, dtype=index_type)
+        self.offsets[0] = 0
+        self.half_base = (np.arange(_HALVES, dtype=index_type) * _BUCKETS)[:, None]
+        for s in range(_HALVES):
+            keys = np.ascontiguousarray(halves[:, s])
+            order = np.argsort(keys, kind="stable")  # a radix sort for 16-bit keys
+            self.rows[s * n : (s + 1) * n] = order
+            self.partner[s * n : (s + 1) * n] = halves[order, _PARTNER[s]]
+            counts = np.bincount(keys, minlength=_BUCKETS)
+            np.cumsum(counts, out=self.offsets[s * _BUCKETS + 1 : (s + 1) * _BUCKETS + 1])
+            self.offsets[s * _BUCKETS + 1 : (s + 1) * _BUCKETS + 1] += s * n
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.vectors, self.ids, self.alive, self.id_order, self.sorted_ids)
+        tables = (self.rows, self.partner, self.offsets)
+        return sum(a.nbytes for a in arrays + tables)
+
+    def rows_of(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+        """The live rows holding ``ids`` (ids not held are left out)."""
+        if len(self.sorted_ids) == 0:
+            return np.empty(0, dtype=np.intp)
+        at = np.searchsorted(self.sorted_ids, ids).clip(max=len(self.sorted_ids) - 1)
+        found = self.sorted_ids[at] == ids
+        rows = self.id_order[at[found]].astype(np.intp)
+        live: npt.NDArray[np.intp] = rows[self.alive[rows]]
+        return live
+
+    def probe(
+        self, halves: npt.NDArray[np.uint16], words: npt.NDArray[np.uint64], radius: int
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+        """(query number, row, distance) of every live row within ``radius`` of a query.
+
+        ``halves`` and ``words`` are the queries as (q, 16) uint16 and (q, 4) uint64 views.
+        A row may come out more than once (it can sit in several probed buckets).
+        """
+        t = radius // 8  # some 32-bit word is within t bits
+        masks, weights = _FLIPS[t // 2]  # ...and one of its halves within t // 2 bits
+        nq, nm = len(halves), len(masks)
+        # One probe per (half, query, flip), each half's probes in a row of ``keys``.
+        keys = (halves.T[:, :, None] ^ masks).reshape(_HALVES, nq * nm)
+        others = halves.T[_PARTNER]  # (half, query): the other half of the probed word
+        order = None
+        if nq >= _SORT_PROBES_FROM:
+            # Visiting each half's buckets in order turns scattered reads of the tables into
+            # a near-sequential sweep: twice as fast for a batch, less the (radix) sort.
+            order = np.argsort(keys, axis=1, kind="stable")
+            keys = np.take_along_axis(keys, order, axis=1)
+            other = np.take_along_axis(others, order // nm, axis=1).ravel()
+        else:
+            other = np.repeat(others.ravel(), nm)
+        buckets = (keys.astype(self.index_type) + self.half_base).ravel()
+        starts = self.offsets[buckets]
+        lens = self.offsets[buckets + 1] - starts
+        (hit,) = np.nonzero(lens)
+        if len(hit) == 0:
+            empty = np.empty(0, dtype=np.intp)
+            return empty, empty, np.empty(0, dtype=np.int64)
+        starts, lens = starts[hit], lens[hit]
+        # Concatenate the probed buckets' entries (positions into rows/partner).
+        ends = np.cumsum(lens, dtype=self.index_type)
+        pos = np.repeat(starts - (ends - lens), lens)
+        pos += _arange(len(pos), self.index_type)
+        off = self.partner[pos]
+        off ^= np.repeat(other[hit], lens)
+        # The other half of the word must be within t bits, less what this half's flip used.
+        off = np.bitwise_count(off)
+        (keep,) = np.nonzero(off <= t)
+        probe = hit[np.searchsorted(ends, keep, side="right")]
+        half, j = np.divmod(probe, nq * nm)
+        if order is not None:
+            j = order[half, j]
+        q, flip = np.divmod(j, nm)
+        exact = off[keep] + weights[flip] <= t
+        q = q[exact]
+        rows = self.rows[pos[keep[exact]]].astype(np.intp)
+        dist = _distances(self.words[rows], words[q])
+        ok = (dist <= radius) & self.alive[rows]
+        return q[ok], rows[ok], dist[ok]
+
+    def scan(
+        self, words: npt.NDArray[np.uint64], radius: int
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+        """Like :meth:`probe`, comparing every row (for radii the tables can't serve)."""
+        return _scan(self.words, words, radius, self.alive)
+
+
+def _scan(
+    rows: npt.NDArray[np.uint64],
+    queries: npt.NDArray[np.uint64],
+    radius: int,
+    alive: npt.NDArray[np.bool_] | None = None,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    """(query number, row, distance) within ``radius``, comparing every (query, row) pair."""
+    qs: list[npt.NDArray[np.intp]] = []
+    rs: list[npt.NDArray[np.intp]] = []
+    ds: list[npt.NDArray[np.int64]] = []
+    step = max(1, _SCAN_CHUNK // max(1, len(rows)))
+    for q0 in range(0, len(queries), step):
+        block = queries[q0 : q0 + step]
+        for r0 in range(0, len(rows), _SCAN_CHUNK):
+            chunk = rows[r0 : r0 + _SCAN_CHUNK]
+            dist = np.bitwise_count(block[:, None, :] ^ chunk[None, :, :]).sum(
+                axis=2, dtype=np.int64
+            )
+            within = dist <= radius
+            if alive is not None:
+                within &= alive[r0 : r0 + _SCAN_CHUNK]
+            q, r = np.nonzero(within)
+            qs.append(q + q0)
+            rs.append(r + r0)
+            ds.append(dist[q, r])
+    if not qs:
+        empty = np.empty(0, dtype=np.intp)
+        return empty, empty, np.empty(0, dtype=np.int64)
+    return np.concatenate(qs), np.concatenate(rs), np.concatenate(ds)
+
+
+class PDQIndex:
+    """Exact PDQ near-duplicate search over hashes held under distinct int64 ids.
+
+    ``PDQIndex(vectors, ids)``: ``vectors`` an (n, 32) ``numpy.uint8`` array of hashes in hex
+    order, ``ids`` n distinct integers. Several ids may hold the same hash; each is returned.
+    Adding an id the index already holds raises ValueError (remove it first); removing ids
+    it does not hold is not an error. Every method checks its arguments and raises
+    ValueError, changing nothing, when they are malformed.
+
+    Not thread-safe for writers: guard :meth:`add` and :meth:`remove` with a lock if other
+    threads query meanwhile.
+    """
+
+    def __init__(self, vectors: Vectors | None = None, ids: IdsLike | None = None) -> None:
+        if vectors is None:
+            vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
+        vectors = _check_vectors(vectors).copy()
+        self._tables = _Tables(vectors, _check_ids([] if ids is None else ids, len(vectors)))
+        self._delta_vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
+        self._delta_ids = np.empty(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._tables) - self._tables.dead + len(self._delta_ids)
+
+    def __contains__(self, id_: object) -> bool:
+        if isinstance(id_, bool) or not isinstance(id_, int | np.integer):
+            return False
+        key = np.array([id_], dtype=np.int64)
+        return len(self._tables.rows_of(key)) > 0 or bool(np.isin(key, self._delta_ids)[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in numpy arrays (the index's memory, less Python object overhead)."""
+        return self._tables.nbytes + self._delta_vectors.nbytes + self._delta_ids.nbytes
+
+    def add(self, vectors: Vectors, ids: IdsLike) -> None:
+        """Add hashes under new ids; raises ValueError if any id is already held."""
+        vectors = _check_vectors(vectors)
+        new_ids = _check_ids(ids, len(vectors))
+        if len(new_ids) == 0:
+            return
+        if len(self._tables.rows_of(new_ids)) or np.isin(new_ids, self._delta_ids).any():
+            held = [i for i in new_ids.tolist() if i in self]
+            raise ValueError(f"ids already in the index: {held[:10]}")
+        self._delta_vectors = np.concatenate([self._delta_vectors, vectors])
+        self._delta_ids = np.concatenate([self._delta_ids, new_ids])
+        if len(self._delta_ids) > _DELTA_LIMIT:
+            self._rebuild()
+
+    def remove(self, ids: IdsLike) -> int:
+        """Remove the hashes held under ``ids``; returns how many were held."""
+        gone = _check_ids_loose(ids)
+        rows = self._tables.rows_of(gone)
+        self._tables.alive[rows] = False
+        self._tables.dead += len(rows)
+        in_delta = np.isin(self._delta_ids, gone)
+        removed = len(rows) + int(in_delta.sum())
+        if in_delta.any():
+            self._delta_vectors = self._delta_vectors[~in_delta]
+            self._delta_ids = self._delta_ids[~in_delta]
+        if self._tables.dead > max(_DELTA_LIMIT, len(self._tables) // 4):
+            self._rebuild()
+        return removed
+
+    def _rebuild(self) -> None:
+        t = self._tables
+        vectors = np.concatenate([t.vectors[t.alive], self._delta_vectors])
+        ids = np.concatenate([t.ids[t.alive], self._delta_ids])
+        self._tables = _Tables(vectors, ids)
+        self._delta_vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
+        self._delta_ids = np.empty(0, dtype=np.int64)
+
+    def query(self, vector: Vectors, radius: int = DEFAULT_RADIUS) -> list[Match]:
+        """``(id, distance)`` of every hash within ``radius`` bits, by distance then id."""
+        return self._search(_check_vector(vector), _check_radius(radius))[0]
+
+    def query_many(self, vectors: Vectors, radius: int = DEFAULT_RADIUS) -> list[list[Match]]:
+        """:meth:`query` for each row of an (k, 32) uint8 array, in one pass."""
+        vectors = _check_vectors(vectors)
+        radius = _check_radius(radius)
+        out: list[list[Match]] = []
+        for q0 in range(0, len(vectors), _QUERY_CHUNK):
+            out += self._search(vectors[q0 : q0 + _QUERY_CHUNK], radius)
+        return out
+
+    def _search(self, queries: Vectors, radius: int) -> list[list[Match]]:
+        words = queries.view(np.uint64)
+        t = self._tables
+        if radius // 8 <= _MAX_PROBED_WORD_DISTANCE:
+            q, rows, dist = t.probe(queries.view(np.uint16), words, radius)
+        else:
+            q, rows, dist = t.scan(words, radius)
+        ids = t.ids[rows]
+        if len(self._delta_ids):
+            dq, drows, ddist = _scan(self._delta_vectors.view(np.uint64), words, radius)
+            q = np.concatenate([q, dq])
+            ids = np.concatenate([ids, self._delta_ids[drows]])
+            dist = np.concatenate([dist, ddist])
+        order = np.lexsort((ids, dist, q))
+        q, ids, dist = q[order], ids[order], dist[order]
+        # A row found through several buckets comes out once per bucket: keep one (ids are
+        # distinct, so equal (query, id) neighbours are the same row, sorted side by side).
+        first = np.ones(len(q), dtype=bool)
+        first[1:] = (q[1:] != q[:-1]) | (ids[1:] != ids[:-1])
+        q, ids, dist = q[first], ids[first], dist[first]
+        bounds = np.searchsorted(q, np.arange(len(queries) + 1)).tolist()
+        id_list, dist_list = ids.tolist(), dist.tolist()
+        return [list(zip(id_list[a:b], dist_list[a:b], strict=True)) for a, b in pairwise(bounds)]
+
+
+def _check_ids_loose(ids: object) -> npt.NDArray[np.int64]:
+    """Ids to remove: integers, repeats allowed."""
+    try:
+        arr = np.asarray(ids)
+    except (OverflowError, ValueError, TypeError):
+        raise ValueError("ids must be a sequence of integers") from None
+    if arr.ndim != 1:
+        raise ValueError("ids must be a flat sequence of integers")
+    if len(arr) == 0:
+        return np.empty(0, dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise ValueError("ids must be integers")
+    if arr.dtype == np.uint64 and int(arr.max()) > np.iinfo(np.int64).max:
+        raise ValueError("ids must fit in a signed 64-bit integer")
+    return np.unique(arr.astype(np.int64))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -40,6 +40,10 @@ from webapi.errors import Conflict, InvalidInput
 User = AbstractBaseUser | AnonymousUser
 
 NOT_BLOCKED = "not_blocked"
+
+
+class Writer(Protocol):
+    def write(self, text: str, /) -> object: ...
 
 
 def _require(user: User, permission: str) -> None:
@@ -383,7 +387,12 @@ def allowlist_load(*, user: User, lines: Iterable[str], dry_run: bool = False) -
         return report
     AllowlistEntry.objects.bulk_create(
         [
-            AllowlistEntry(algorithm=a, value=v, description=wanted[(a, v)], added_by_id=user.pk)
+            AllowlistEntry(
+                algorithm=a,
+                value=v,
+                description=wanted[(a, v)],
+                added_by_id=user.pk if user is not None else None,
+            )
             for a, v in new
         ],
         ignore_conflicts=True,
@@ -391,13 +400,13 @@ def allowlist_load(*, user: User, lines: Iterable[str], dry_run: bool = False) -
     return report
 
 
-def journal_export(*, user: User, out: IO[str], decisions: Iterable[Decision]) -> int:
+def journal_export(*, user: User, out: Writer, decisions: Iterable[Decision]) -> int:
     """Write decisions as JSON Lines, one object per decision; returns how many."""
     _require(user, "export_journal")
     return journal_write(out=out, decisions=decisions)
 
 
-def journal_write(*, out: IO[str], decisions: Iterable[Decision]) -> int:
+def journal_write(*, out: Writer, decisions: Iterable[Decision]) -> int:
     """The export itself (the management command runs as the operating system's user)."""
     count = 0
     for d in decisions:

@@ -137,7 +137,9 @@ class PartnerAdmin(admin.ModelAdmin):
             return
         super().save_formset(request, form, formset, change)
 
-    @admin.action(description="Issue new credentials (revokes the current ones)")
+    @admin.action(
+        description="Issue new credentials (revokes the current ones)", permissions=["change"]
+    )
     def rotate_credentials(self, request: HttpRequest, queryset: QuerySet[Partner]) -> HttpResponse:
         issued = []
         with transaction.atomic():
@@ -145,7 +147,10 @@ class PartnerAdmin(admin.ModelAdmin):
                 issued.append((partner, credentials_rotate(partner=partner, kinds=PARTNER_KINDS)))
         return _secrets_page(self.admin_site, request, issued, "New partner credentials")
 
-    @admin.action(description="Issue a new webhook secret (the old one co-signs for 24 h)")
+    @admin.action(
+        description="Issue a new webhook secret (the old one co-signs for 24 h)",
+        permissions=["change"],
+    )
     def rotate_webhook_secret(
         self, request: HttpRequest, queryset: QuerySet[Partner]
     ) -> HttpResponse:
@@ -155,12 +160,12 @@ class PartnerAdmin(admin.ModelAdmin):
         ]
         return _secrets_page(self.admin_site, request, issued, "New webhook secrets")
 
-    @admin.action(description="Revoke all credentials")
+    @admin.action(description="Revoke all credentials", permissions=["change"])
     def revoke_credentials(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
         count = sum(credentials_revoke(partner=p, kinds=PARTNER_KINDS) for p in queryset)
         self.message_user(request, f"Revoked {count} credentials.", messages.WARNING)
 
-    @admin.action(description="Deactivate (stops all access at once)")
+    @admin.action(description="Deactivate (stops all access at once)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
         self.message_user(request, f"Deactivated {queryset.update(active=False)} partners.")
 
@@ -198,7 +203,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Redeliver from index…")
+    @admin.action(description="Redeliver from index…", permissions=["change"])
     def redeliver_from_index(
         self, request: HttpRequest, queryset: QuerySet[Delivery]
     ) -> HttpResponse | None:
@@ -368,7 +373,7 @@ class PeerAdmin(admin.ModelAdmin):
     def short_error(self, obj: Peer) -> str:
         return obj.last_error[:80]
 
-    @admin.action(description="Sync now")
+    @admin.action(description="Sync now", permissions=["change"])
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
         for peer in queryset:
             if not settings.CELERY_TASK_ALWAYS_EAGER:
@@ -385,7 +390,7 @@ class PeerAdmin(admin.ModelAdmin):
                 level,
             )
 
-    @admin.action(description="Resume after checking why it stopped")
+    @admin.action(description="Resume after checking why it stopped", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
         resumed = [p.name for p in queryset if federation.peer_resume(peer_id=p.pk)]
         self.message_user(
@@ -395,7 +400,10 @@ class PeerAdmin(admin.ModelAdmin):
             else "None of these peers was stopped.",
         )
 
-    @admin.action(description="Unsubscribe: unpublish what only this peer kept, and deactivate")
+    @admin.action(
+        description="Unsubscribe: unpublish what only this peer kept, and deactivate",
+        permissions=["change"],
+    )
     def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
         for peer in queryset:
             released = federation.peer_unsubscribe(peer_id=peer.pk)

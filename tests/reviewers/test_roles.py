@@ -85,7 +85,7 @@ ALLOWED = {
         "escalate",
         "reenable",
         "journal_export",
-    },  # fmt: skip
+    },
     OPERATORS: {
         "flag",
         "take",
@@ -95,7 +95,7 @@ ALLOWED = {
         "reenable",
         "allowlist_load",
         "journal_export",
-    },  # fmt: skip
+    },
     AUDITORS: {"journal_export"},
 }
 

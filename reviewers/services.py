@@ -355,12 +355,16 @@ def _allowlist_line(line: str) -> tuple[str, str, str] | None:
     return algorithm, value, description
 
 
-def allowlist_load(*, user: User, lines: Iterable[str], dry_run: bool = False) -> AllowlistLoad:
+def allowlist_load(
+    *, user: User | None, lines: Iterable[str], dry_run: bool = False
+) -> AllowlistLoad:
     """Add the hashes of a file to the allowlist: all of them, or none if a line is bad.
 
-    Operators (``add_allowlistentry``) only. With ``dry_run`` nothing is saved.
+    Operators (``add_allowlistentry``) only; ``user=None`` is the command line
+    (``manage.py allowlist_load``), run by whoever runs the server. With
+    ``dry_run`` nothing is saved.
     """
-    if not (user.is_active and user.has_perm("reviewers.add_allowlistentry")):
+    if user is not None and not (user.is_active and user.has_perm("reviewers.add_allowlistentry")):
         raise PermissionDenied("needs the permission reviewers.add_allowlistentry")
     report = AllowlistLoad()
     wanted: dict[tuple[str, str], str] = {}

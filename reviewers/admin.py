@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -27,6 +27,11 @@ from hashbank.models import Hash, HashList
 from reviewers import selectors, services
 from reviewers.models import AllowlistEntry, Decision, Dispute, DisputeState
 from webapi.errors import DomainError
+
+
+def _actor(request: HttpRequest) -> services.User:
+    """The signed-in user; admin_view let only active staff this far."""
+    return cast(services.User, request.user)
 
 
 class QueueFilter(admin.SimpleListFilter):
@@ -180,7 +185,7 @@ class DisputeAdmin(admin.ModelAdmin):
     ordering = ["opened_at", "pk"]
     list_select_related = ["hash", "hash__hash_list", "assignee"]
     actions = ["take"]
-    fields = [
+    fields = readonly_fields = (
         "hash",
         "reason",
         "state",
@@ -191,8 +196,7 @@ class DisputeAdmin(admin.ModelAdmin):
         "proposed_by",
         "closed_at",
         "outcome",
-    ]
-    readonly_fields = fields
+    )
     change_form_template = "admin/reviewers/dispute/change_form.html"
 
     @admin.display(description="hash")
@@ -224,7 +228,7 @@ class DisputeAdmin(admin.ModelAdmin):
     def take(self, request: HttpRequest, queryset: QuerySet[Dispute]) -> None:
         taken = 0
         for dispute in queryset.filter(state__in=selectors.UNRESOLVED):
-            services.dispute_take(user=request.user, dispute=dispute)
+            services.dispute_take(user=_actor(request), dispute=dispute)
             taken += 1
         self.message_user(request, f"You took {taken} dispute(s).", messages.SUCCESS)
 
@@ -248,7 +252,7 @@ class DisputeAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 dispute = services.hash_flag(
-                    user=request.user,
+                    user=_actor(request),
                     hash=form.cleaned_data["hash"],
                     reason=form.cleaned_data["reason"],
                 )
@@ -300,11 +304,11 @@ class DisputeAdmin(admin.ModelAdmin):
         reason = request.POST.get("reason", "")
         try:
             if action == "take":
-                services.dispute_take(user=request.user, dispute=dispute)
+                services.dispute_take(user=_actor(request), dispute=dispute)
                 done = "You took this dispute."
             elif action in _DECISIONS:
                 service, _, done = _DECISIONS[action]
-                service(user=request.user, dispute=dispute, reason=reason)
+                service(user=_actor(request), dispute=dispute, reason=reason)
             else:
                 self.message_user(request, "Unknown decision.", messages.ERROR)
                 return back
@@ -323,8 +327,15 @@ class DecisionAdmin(admin.ModelAdmin):
     list_filter = ["action", "username"]
     ordering = ["-decided_at", "-pk"]
     actions = ["export_jsonl"]
-    fields = ["decided_at", "username", "action", "dispute", "hash", "reason", "signals"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "decided_at",
+        "username",
+        "action",
+        "dispute",
+        "hash",
+        "reason",
+        "signals",
+    )
 
     @admin.display(description="reason")
     def short_reason(self, obj: Decision) -> str:
@@ -348,7 +359,7 @@ class DecisionAdmin(admin.ModelAdmin):
     def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Decision]) -> HttpResponse:
         out = io.StringIO()
         services.journal_export(
-            user=request.user, out=out, decisions=queryset.order_by("decided_at", "pk")
+            user=_actor(request), out=out, decisions=queryset.order_by("decided_at", "pk")
         )
         response = HttpResponse(out.getvalue(), content_type="application/jsonl; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="journal.jsonl"'
@@ -419,7 +430,7 @@ class AllowlistEntryAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             text = form.cleaned_data["file"].read().decode("utf-8", errors="replace")
             report = services.allowlist_load(
-                user=request.user, lines=text.splitlines(), dry_run=form.cleaned_data["dry_run"]
+                user=_actor(request), lines=text.splitlines(), dry_run=form.cleaned_data["dry_run"]
             )
             if report.errors:
                 for error in report.errors[:20]:

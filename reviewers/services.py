@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
@@ -37,7 +35,17 @@ from reviewers.models import (
 from reviewers.selectors import UNRESOLVED, allowlist_matches, dispute_signals, disputes_cleared
 from webapi.errors import Conflict, InvalidInput
 
-User = AbstractBaseUser | AnonymousUser
+
+class User(Protocol):
+    """Who acts: a user of ``django.contrib.auth`` (permissions decide what they may do)."""
+
+    @property
+    def pk(self) -> Any: ...
+    @property
+    def is_active(self) -> bool: ...
+    def has_perm(self, perm: str, obj: Any = None) -> bool: ...
+    def get_username(self) -> str: ...
+
 
 NOT_BLOCKED = "not_blocked"
 

@@ -80,7 +80,7 @@ class Partner:
         self.api.credentials(HTTP_AUTHORIZATION=f"Bearer {secrets['bearer']}")
 
     def pull(self) -> tuple[bytes, list[dict[str, Any]]]:
-        response = self.api.get("/exchange/v1/lists/adult/entries?start=0&limit=1000")
+        response: Any = self.api.get("/exchange/v1/lists/adult/entries?start=0&limit=1000")
         assert response.status_code == 200
         raw = (
             b"".join(response.streaming_content)

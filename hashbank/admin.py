@@ -52,7 +52,14 @@ class HashAdmin(admin.ModelAdmin):
         "disabled",
         "first_seen",
     ]
-    list_filter = ["hash_list", "algorithm", "published", "disabled", "under_review"]
+    list_filter = [
+        "hash_list",
+        "algorithm",
+        "published",
+        "disabled",
+        "under_review",
+        "review_hold",
+    ]
     search_fields = ["=value"]
     date_hierarchy = "first_seen"
     readonly_fields = [
@@ -64,6 +71,7 @@ class HashAdmin(admin.ModelAdmin):
         "published",
         "disabled",
         "under_review",
+        "review_hold",
         "changed_at",
     ]
     inlines = [HoldInline]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,8 @@ from hashbank.models import Hash, LogEntry
 from hashbank.pdq_index import DEFAULT_RADIUS, PDQIndex, vectors_from_hex
 from hashbank.selectors import hash_feedback, list_slug
 from reviewers.models import AllowlistEntry, Decision, Dispute, DisputeState
+
+_CHUNK = 1000
 
 UNRESOLVED = [DisputeState.OPEN, DisputeState.DISABLE_PROPOSED, DisputeState.ESCALATED]
 
@@ -101,13 +103,17 @@ def allowlist_matches(*, hashes: Sequence[Hash]) -> dict[int, AllowlistMatch]:
             if entry_id in entries:
                 found[hash_id] = AllowlistMatch(entry_id, entries[entry_id], distance)
     others = [h for h in hashes if h.algorithm != "pdq"]
-    if others:
-        exact = {
-            (algorithm, value): (pk, description)
-            for pk, algorithm, value, description in AllowlistEntry.objects.filter(
-                value__in={h.value for h in others}
-            ).values_list("pk", "algorithm", "value", "description")
-        }
+    if others and AllowlistEntry.objects.exclude(algorithm="pdq").exists():
+        values = sorted({h.value for h in others})
+        exact: dict[tuple[str, str], tuple[int, str]] = {}
+        # In chunks: a federated import screens many hashes at once.
+        for start in range(0, len(values), _CHUNK):
+            exact.update(
+                ((algorithm, value), (pk, description))
+                for pk, algorithm, value, description in AllowlistEntry.objects.filter(
+                    value__in=values[start : start + _CHUNK]
+                ).values_list("pk", "algorithm", "value", "description")
+            )
         for h in others:
             if (h.algorithm, h.value) in exact:
                 pk, description = exact[(h.algorithm, h.value)]
@@ -227,7 +233,7 @@ def hash_history(*, hash_id: int) -> list[HistoryItem]:
     for index, op, timestamp, removes, redacted in LogEntry.objects.filter(
         hash_id=hash_id
     ).values_list("index", "op", "timestamp", "removes", "redacted"):
-        at = datetime.fromtimestamp(timestamp / 1000, tz=timezone.get_current_timezone())
+        at = datetime.fromtimestamp(timestamp, tz=UTC)  # log times are Unix seconds
         text = f"#{index} {op}" + (f" (removes #{removes})" if removes is not None else "")
         items.append(HistoryItem(at, "log", text + (" [redacted]" if redacted else "")))
     for d in Dispute.objects.filter(hash_id=hash_id):

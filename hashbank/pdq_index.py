@@ -62,6 +62,7 @@ _MAX_PROBED_WORD_DISTANCE: Final = 7
 _DELTA_LIMIT: Final = 2048
 _SORT_PROBES_FROM: Final = 16  # queries
 _QUERY_CHUNK: Final = 1024  # queries probed together by query_many (bounds temporary memory)
+_ENTRY_BLOCK: Final = 1 << 16  # bucket entries read at once (temporaries fit in L2)
 _SCAN_CHUNK: Final = 1 << 16  # rows compared at once when scanning
 
 
@@ -247,27 +248,52 @@ class _Tables:
         if len(hit) == 0:
             empty = np.empty(0, dtype=np.intp)
             return empty, empty, np.empty(0, dtype=np.int64)
-        starts, lens = starts[hit], lens[hit]
-        # Concatenate the probed buckets' entries (positions into rows/partner).
-        ends = np.cumsum(lens, dtype=self.index_type)
-        pos = np.repeat(starts - (ends - lens), lens)
-        pos += _arange(len(pos), self.index_type)
-        off = self.partner[pos]
-        off ^= np.repeat(other[hit], lens)
-        # The other half of the word must be within t bits, less what this half's flip used.
-        off = np.bitwise_count(off)
-        (keep,) = np.nonzero(off <= t)
-        probe = hit[np.searchsorted(ends, keep, side="right")]
+        probe, off, pos = self._near_partners(starts[hit], lens[hit], other[hit], t)
+        probe = hit[probe]
         half, j = np.divmod(probe, nq * nm)
         if order is not None:
             j = order[half, j]
         q, flip = np.divmod(j, nm)
-        exact = off[keep] + weights[flip] <= t
+        exact = off + weights[flip] <= t
         q = q[exact]
-        rows = self.rows[pos[keep[exact]]].astype(np.intp)
+        rows = self.rows[pos[exact]].astype(np.intp)
         dist = _distances(self.words[rows], words[q])
         ok = (dist <= radius) & self.alive[rows]
         return q[ok], rows[ok], dist[ok]
+
+    def _near_partners(
+        self,
+        starts: npt.NDArray[np.signedinteger[Any]],
+        lens: npt.NDArray[np.signedinteger[Any]],
+        other: npt.NDArray[np.uint16],
+        t: int,
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8], npt.NDArray[np.signedinteger[Any]]]:
+        """The entries of the probed buckets whose other half is within ``t`` bits of the
+        query's: (probe number, bits off, position in the tables) of each.
+
+        The buckets' entries are read in blocks of about ``_ENTRY_BLOCK``, so the temporary
+        arrays stay in the CPU's cache however large the batch.
+        """
+        ends = np.cumsum(lens, dtype=self.index_type)
+        cuts = np.searchsorted(ends, np.arange(_ENTRY_BLOCK, int(ends[-1]), _ENTRY_BLOCK))
+        probes: list[npt.NDArray[np.intp]] = []
+        offs: list[npt.NDArray[np.uint8]] = []
+        positions: list[npt.NDArray[np.signedinteger[Any]]] = []
+        for a, b in pairwise([0, *(cuts + 1).tolist(), len(lens)]):
+            if a >= b:
+                continue
+            block_lens = lens[a:b]
+            block_ends = ends[a:b] - (ends[a - 1] if a else 0)
+            pos = np.repeat(starts[a:b] - (block_ends - block_lens), block_lens)
+            pos += _arange(len(pos), self.index_type)
+            partner = self.partner[pos]
+            partner ^= np.repeat(other[a:b], block_lens)
+            off = np.bitwise_count(partner)
+            (keep,) = np.nonzero(off <= t)
+            probes.append(a + np.searchsorted(block_ends, keep, side="right"))
+            offs.append(off[keep])
+            positions.append(pos[keep])
+        return np.concatenate(probes), np.concatenate(offs), np.concatenate(positions)
 
     def scan(
         self, words: npt.NDArray[np.uint64], radius: int

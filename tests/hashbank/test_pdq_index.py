@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hashbank import pdq_index
 from hashbank.pdq_index import DEFAULT_RADIUS, PDQIndex, vectors_from_hex
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,6 +115,30 @@ def test_it_finds_exactly_the_hashes_within_the_radius_in_clustered_data() -> No
     for radius in (0, 16, 31, 40):
         expected = [brute_force(vectors, ids, q, radius) for q in queries]
         assert index.query_many(queries, radius) == expected
+
+
+def test_a_batch_over_crowded_buckets_is_exact() -> None:
+    """Near-duplicates of one image crowd the same buckets: a batch reads ~10^5 entries."""
+    rng = np.random.default_rng(16)
+    centre = random_vectors(rng, 1)[0]
+    spread = rng.integers(0, 48, size=4000)
+    vectors = np.array([at_distance(rng, centre, int(d)) for d in spread])
+    queries = np.array([at_distance(rng, centre, d) for d in range(0, 40, 2)])
+    ids = list(range(4000))
+    index = PDQIndex(vectors, ids)
+    expected = [brute_force(vectors, ids, q, 31) for q in queries]
+    assert index.query_many(queries) == expected
+
+
+@pytest.mark.parametrize("block", [1, 7, 100])
+def test_reading_bucket_entries_in_small_blocks_changes_nothing(
+    planted: tuple[Vectors, list[int], Vectors], monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    vectors, ids, queries = planted
+    index = PDQIndex(vectors, ids)
+    expected = [brute_force(vectors, ids, q, 31) for q in queries]
+    monkeypatch.setattr(pdq_index, "_ENTRY_BLOCK", block)
+    assert index.query_many(queries) == expected
 
 
 def test_results_are_sorted_by_distance_then_id() -> None:

@@ -27,9 +27,13 @@ always current and updates cost little on average.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from itertools import combinations, pairwise
-from typing import Any, Final, TypeAlias
+from pathlib import Path
+from typing import Any, Final, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +67,8 @@ _DELTA_LIMIT: Final = 2048
 _SORT_PROBES_FROM: Final = 16  # queries
 _QUERY_CHUNK: Final = 1024  # queries probed together by query_many (bounds temporary memory)
 _ENTRY_BLOCK: Final = 1 << 16  # bucket entries read at once (temporaries fit in L2)
+_SAVED: Final = ("vectors", "ids", "rows", "partner", "offsets")  # PDQIndex.save's files
+_FORMAT: Final = "hashbank PDQ index 1\n"
 _SCAN_CHUNK: Final = 1 << 16  # rows compared at once when scanning
 
 
@@ -170,51 +176,114 @@ def _distances(
 
 
 class _Tables:
-    """The immutable MIH part of an index: hashes, ids and the 16 bucket tables."""
+    """The immutable MIH part of an index: hashes, ids and the 16 bucket tables.
 
-    def __init__(self, vectors: Vectors, ids: npt.NDArray[np.int64]) -> None:
-        n = len(vectors)
+    For half ``s`` (16 bits) and value ``v``, ``rows[offsets[s * 65536 + v] : offsets[s *
+    65536 + v + 1]]`` are the rows whose half ``s`` is ``v``, and ``partner`` beside them the
+    value of the other half of the same 32-bit word. Only ``alive`` changes (on removal).
+    """
+
+    def __init__(
+        self,
+        vectors: Vectors,
+        ids: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.signedinteger[Any]],
+        partner: npt.NDArray[np.uint16],
+        offsets: npt.NDArray[np.signedinteger[Any]],
+    ) -> None:
         self.vectors = vectors
         self.words: npt.NDArray[np.uint64] = vectors.view(np.uint64)
         self.ids = ids
-        self.alive = np.ones(n, dtype=bool)
+        self.rows = rows
+        self.partner = partner
+        self.offsets = offsets
+        self.index_type: type[np.signedinteger[Any]] = rows.dtype.type
+        self.half_base = (np.arange(_HALVES, dtype=self.index_type) * _BUCKETS)[:, None]
+        self.alive = np.ones(len(ids), dtype=bool)
         self.dead = 0
+        # (ids sorted, their rows), made on first need: a read-only index never needs it.
+        self._by_id: tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]] | None = None
+
+    @classmethod
+    def build(cls, vectors: Vectors, ids: npt.NDArray[np.int64]) -> _Tables:
+        n = len(vectors)
         # Positions in the tables fit in int32 below 134M hashes: half the memory traffic.
         index_type: type[np.signedinteger[Any]] = np.int32 if _HALVES * n < 2**31 else np.int64
-        self.index_type = index_type
-        self.id_order = np.argsort(ids, kind="stable").astype(index_type)
-        self.sorted_ids = ids[self.id_order]
-        halves = vectors.view(np.uint16)
-        self.rows = np.empty(_HALVES * n, dtype=index_type)
-        self.partner = np.empty(_HALVES * n, dtype=np.uint16)
-        self.offsets = np.empty(_HALVES * _BUCKETS + 1, dtype=index_type)
-        self.offsets[0] = 0
-        self.half_base = (np.arange(_HALVES, dtype=index_type) * _BUCKETS)[:, None]
+        halves = np.ascontiguousarray(vectors.view(np.uint16).T)  # (16, n)
+        rows: npt.NDArray[np.signedinteger[Any]] = np.empty(_HALVES * n, dtype=index_type)
+        partner = np.empty(_HALVES * n, dtype=np.uint16)
+        offsets: npt.NDArray[np.signedinteger[Any]] = np.empty(
+            _HALVES * _BUCKETS + 1, dtype=index_type
+        )
+        offsets[0] = 0
         for s in range(_HALVES):
-            keys = np.ascontiguousarray(halves[:, s])
-            order = np.argsort(keys, kind="stable")  # a radix sort for 16-bit keys
-            self.rows[s * n : (s + 1) * n] = order
-            self.partner[s * n : (s + 1) * n] = halves[order, _PARTNER[s]]
-            counts = np.bincount(keys, minlength=_BUCKETS)
-            np.cumsum(counts, out=self.offsets[s * _BUCKETS + 1 : (s + 1) * _BUCKETS + 1])
-            self.offsets[s * _BUCKETS + 1 : (s + 1) * _BUCKETS + 1] += s * n
+            order = np.argsort(halves[s], kind="stable")  # a radix sort for 16-bit keys
+            rows[s * n : (s + 1) * n] = order
+            np.take(halves[_PARTNER[s]], order, out=partner[s * n : (s + 1) * n])
+            bucket_ends = offsets[s * _BUCKETS + 1 : (s + 1) * _BUCKETS + 1]
+            np.cumsum(np.bincount(halves[s], minlength=_BUCKETS), out=bucket_ends)
+            bucket_ends += s * n
+        return cls(vectors, ids, rows, partner, offsets)
+
+    def saved_arrays(self) -> list[npt.NDArray[Any]]:
+        return [self.vectors, self.ids, self.rows, self.partner, self.offsets]
+
+    @classmethod
+    def from_saved(
+        cls,
+        vectors: npt.NDArray[Any],
+        ids: npt.NDArray[Any],
+        rows: npt.NDArray[Any],
+        partner: npt.NDArray[Any],
+        offsets: npt.NDArray[Any],
+    ) -> _Tables:
+        """Tables from the arrays of :meth:`saved_arrays`; ValueError unless they fit."""
+        n = len(vectors)
+        ok = (
+            vectors.dtype == np.uint8
+            and vectors.ndim == 2
+            and vectors.shape[1] == PDQ_BYTES
+            and ids.dtype == np.int64
+            and ids.shape == (n,)
+            and rows.dtype in (np.int32, np.int64)
+            and rows.shape == (_HALVES * n,)
+            and partner.dtype == np.uint16
+            and partner.shape == (_HALVES * n,)
+            and offsets.dtype == rows.dtype
+            and offsets.shape == (_HALVES * _BUCKETS + 1,)
+        )
+        # Each half's buckets must cover its n entries, in order, pointing at real rows.
+        ok = (
+            ok
+            and bool((offsets[::_BUCKETS] == np.arange(_HALVES + 1) * n).all())
+            and bool((np.diff(offsets) >= 0).all())
+            and (n == 0 or (int(rows.min()) >= 0 and int(rows.max()) < n))
+        )
+        if not ok:
+            raise ValueError("the saved arrays are not a PDQ index")
+        return cls(vectors, ids, rows, partner, offsets)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.vectors, self.ids, self.alive, self.id_order, self.sorted_ids)
-        tables = (self.rows, self.partner, self.offsets)
-        return sum(a.nbytes for a in arrays + tables)
+        arrays: list[npt.NDArray[Any]] = [self.vectors, self.ids, self.alive]
+        arrays += [self.rows, self.partner, self.offsets]
+        if self._by_id is not None:
+            arrays += self._by_id
+        return sum(a.nbytes for a in arrays)
 
     def rows_of(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
         """The live rows holding ``ids`` (ids not held are left out)."""
-        if len(self.sorted_ids) == 0:
+        if len(self.ids) == 0:
             return np.empty(0, dtype=np.intp)
-        at = np.searchsorted(self.sorted_ids, ids).clip(max=len(self.sorted_ids) - 1)
-        found = self.sorted_ids[at] == ids
-        rows = self.id_order[at[found]].astype(np.intp)
+        if self._by_id is None:
+            order = np.argsort(self.ids, kind="stable")
+            self._by_id = (self.ids[order], order)
+        sorted_ids, order = self._by_id
+        at = np.searchsorted(sorted_ids, ids).clip(max=len(sorted_ids) - 1)
+        rows = order[at[sorted_ids[at] == ids]]
         live: npt.NDArray[np.intp] = rows[self.alive[rows]]
         return live
 
@@ -350,7 +419,8 @@ class PDQIndex:
         if vectors is None:
             vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
         vectors = _check_vectors(vectors).copy()
-        self._tables = _Tables(vectors, _check_ids([] if ids is None else ids, len(vectors)))
+        ids_ = _check_ids([] if ids is None else ids, len(vectors))
+        self._tables = _Tables.build(vectors, ids_)
         self._delta_vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
         self._delta_ids = np.empty(0, dtype=np.int64)
 
@@ -401,9 +471,54 @@ class PDQIndex:
         t = self._tables
         vectors = np.concatenate([t.vectors[t.alive], self._delta_vectors])
         ids = np.concatenate([t.ids[t.alive], self._delta_ids])
-        self._tables = _Tables(vectors, ids)
+        self._tables = _Tables.build(vectors, ids)
         self._delta_vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
         self._delta_ids = np.empty(0, dtype=np.int64)
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write the index to ``directory``, which must not exist yet, for :meth:`load`.
+
+        Pending adds and removals are folded into the tables first. The directory appears
+        whole (it is written beside its final name, then renamed), so a reader never sees
+        half an index; if it exists, FileExistsError.
+        """
+        target = Path(directory)
+        if target.exists():
+            raise FileExistsError(f"{target} exists")
+        if self._tables.dead or len(self._delta_ids):
+            self._rebuild()
+        t = self._tables
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+        try:
+            for name, array in zip(_SAVED, t.saved_arrays(), strict=True):
+                np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+            (tmp / "FORMAT").write_text(_FORMAT)
+            os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], *, mmap: bool = True) -> PDQIndex:
+        """An index written by :meth:`save`.
+
+        With ``mmap`` (the default) the arrays are mapped from the files, not read: loading
+        takes milliseconds, a query reads only the pages it touches, and processes share
+        them. Only the files' shapes and the tables' bounds are checked, not every entry:
+        they are a cache the caller made from data it trusts. Raises FileNotFoundError if
+        there is no index there, ValueError if the files are not one.
+        """
+        d = Path(directory)
+        if (d / "FORMAT").read_text() != _FORMAT:
+            raise ValueError(f"{d} is not a PDQ index of this version")
+        mode: Literal["r"] | None = "r" if mmap else None
+        arrays = [
+            np.asarray(np.load(d / f"{name}.npy", mmap_mode=mode, allow_pickle=False))
+            for name in _SAVED
+        ]
+        index = cls()
+        index._tables = _Tables.from_saved(*arrays)
+        return index
 
     def query(self, vector: Vectors, radius: int = DEFAULT_RADIUS) -> list[Match]:
         """``(id, distance)`` of every hash within ``radius`` bits, by distance then id."""

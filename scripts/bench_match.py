@@ -23,34 +23,34 @@ faiss ``IndexBinaryMultiHash``; batches through its ``search_with_distance_in_re
 
 from __future__ import annotations
 
-# Before numpy or faiss load: their thread pools read these once.
+import argparse
+import ctypes
+import gc
+import json
 import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-    os.environ[_var] = "1"
-
-import argparse  # noqa: E402
-import ctypes  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.benchlib import percentile  # noqa: E402
+from scripts.benchlib import percentile
 
 RADIUS = 31
 PLANTED = range(34)  # distances 0..33: the last two must not come back
 BATCH = 1000
 ENGINES = ("hashbank", "threatexchange", "faiss-flat", "faiss-mih")
+# Each engine's process starts with these, so numpy's and faiss's pools have one thread.
+ONE_THREAD = {
+    v: "1"
+    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+}
 
 Matches = list[tuple[int, int]]
 
@@ -307,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
+        if any(os.environ.get(k) != v for k, v in ONE_THREAD.items()):
+            parser.error("--child runs in the process main() starts, with one thread")
         print(json.dumps(child(args)))
         return 0
 
@@ -317,7 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd = [sys.executable, __file__, "--child", name, "--n", str(args.n)]
         cmd += ["--queries", str(args.queries), "--seed", str(args.seed)]
         cmd += ["--batch-repeats", str(args.batch_repeats), "--updates", str(args.updates)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        env = {**os.environ, **ONE_THREAD}
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(f"# {name} done, load average {load()}: {rows[-1]}", flush=True)
 

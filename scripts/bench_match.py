@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,7 @@ class FaissEngine(Engine):
         import faiss
 
         faiss.omp_set_num_threads(1)
+        self.index: Any
         if self.multi_hash:
             self.index = faiss.IndexBinaryMultiHash(256, 16, 16)
             self.index.nflip = RADIUS // 16
@@ -225,7 +227,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     wall: list[float] = []
     cpu: list[float] = []
     for i in range(len(qs)):
-        matches, w, c = timed(lambda i=i: engine.query(qs[i], qs_hex[i]))
+        matches, w, c = timed(partial(engine.query, qs[i], qs_hex[i]))
         singles.append(matches)
         wall.append(w)
         cpu.append(c)
@@ -238,9 +240,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         batched: list[Matches] = []
         w_total = c_total = 0.0
         for b in range(0, len(qs), BATCH):
-            out, w, c = timed(
-                lambda b=b: engine.query_many(qs[b : b + BATCH], qs_hex[b : b + BATCH])
-            )
+            out, w, c = timed(partial(engine.query_many, qs[b : b + BATCH], qs_hex[b : b + BATCH]))
             batched += out
             w_total += w
             c_total += c
@@ -278,11 +278,9 @@ def update_costs(engine: HashbankEngine, count: int, seed: int) -> dict[str, flo
     rng = np.random.default_rng(seed + 1)
     new = rng.integers(0, 256, (count, 32), dtype=np.uint8)
     first = len(engine.index) + 10
-    adds = [
-        timed(lambda i=i: engine.index.add(new[i : i + 1], [first + i]))[1] for i in range(count)
-    ]
+    adds = [timed(partial(engine.index.add, new[i : i + 1], [first + i]))[1] for i in range(count)]
     gone = rng.choice(first - 10, size=count, replace=False)
-    removes = [timed(lambda i=i: engine.index.remove([int(gone[i])]))[1] for i in range(count)]
+    removes = [timed(partial(engine.index.remove, [int(gone[i])]))[1] for i in range(count)]
     return {
         "updates": count,
         "add_mean_ms": 1000 * statistics.fmean(adds),

@@ -325,12 +325,10 @@ class _Tables:
         buckets = (keys.astype(self.index_type) + self.half_base).ravel()
         starts = self.offsets[buckets]
         lens = self.offsets[buckets + 1] - starts
-        (hit,) = np.nonzero(lens)
-        if len(hit) == 0:
+        if not lens.any():
             empty = np.empty(0, dtype=np.intp)
             return empty, empty, np.empty(0, dtype=np.int64)
-        probe, off, pos = self._near_partners(starts[hit], lens[hit], other[hit], t)
-        probe = hit[probe]
+        probe, off, pos = self._near_partners(starts, lens, other, t)
         half, j = np.divmod(probe, nq * nm)
         if order is not None:
             j = order[half, j]
@@ -367,7 +365,7 @@ class _Tables:
             if a >= b:
                 continue
             block_lens = lens[a:b]
-            block_ends = ends[a:b] - (ends[a - 1] if a else 0)
+            block_ends = ends[a:b] - ends[a - 1] if a else ends[:b]
             pos = np.repeat(starts[a:b] - (block_ends - block_lens), block_lens)
             pos += _arange(len(pos), self.index_type)
             partner = self.partner[pos]

@@ -136,11 +136,11 @@ def _arange(n: int, dtype: type[np.signedinteger[Any]]) -> npt.NDArray[np.signed
     return cached[:n]
 
 
-def _check_vectors(vectors: object, what: str = "vectors") -> Vectors:
+def _check_vectors(vectors: object) -> Vectors:
     if not isinstance(vectors, np.ndarray) or vectors.dtype != np.uint8:
-        raise ValueError(f"{what} must be a numpy uint8 array")
+        raise ValueError("vectors must be a numpy uint8 array")
     if vectors.ndim != 2 or vectors.shape[1] != PDQ_BYTES:
-        raise ValueError(f"{what} must have shape (n, {PDQ_BYTES}), not {vectors.shape}")
+        raise ValueError(f"vectors must have shape (n, {PDQ_BYTES}), not {vectors.shape}")
     return np.ascontiguousarray(vectors)
 
 
@@ -152,20 +152,28 @@ def _check_vector(vector: object) -> Vectors:
     return np.ascontiguousarray(vector).reshape(1, PDQ_BYTES)
 
 
-def _check_ids(ids: object, n: int) -> npt.NDArray[np.int64]:
+def _as_ids(ids: object) -> npt.NDArray[np.int64]:
+    """A flat int64 array of ``ids`` (integers that fit in int64), or ValueError."""
     try:
         arr = np.asarray(ids)
     except (OverflowError, ValueError, TypeError):
         raise ValueError("ids must be a sequence of integers") from None
-    if arr.ndim != 1 or len(arr) != n:
-        raise ValueError(f"ids must be a flat sequence of {n} integers, one per vector")
-    if n == 0:
+    if arr.ndim != 1:
+        raise ValueError("ids must be a flat sequence of integers")
+    if len(arr) == 0:
         return np.empty(0, dtype=np.int64)
     if arr.dtype.kind not in "iu":
         raise ValueError("ids must be integers")
     if arr.dtype == np.uint64 and int(arr.max()) > np.iinfo(np.int64).max:
         raise ValueError("ids must fit in a signed 64-bit integer")
-    out = arr.astype(np.int64)
+    return arr.astype(np.int64)
+
+
+def _check_ids(ids: object, n: int) -> npt.NDArray[np.int64]:
+    """Ids for n new hashes: distinct integers, one per hash."""
+    out = _as_ids(ids)
+    if len(out) != n:
+        raise ValueError(f"ids must be {n} integers, one per vector, not {len(out)}")
     if len(np.unique(out)) != n:
         raise ValueError("ids must be distinct")
     return out
@@ -459,9 +467,10 @@ class PDQIndex:
         new_ids = _check_ids(ids, len(vectors))
         if len(new_ids) == 0:
             return
-        if len(self._tables.rows_of(new_ids)) or np.isin(new_ids, self._delta_ids).any():
-            held = [i for i in new_ids.tolist() if i in self]
-            raise ValueError(f"ids already in the index: {held[:10]}")
+        held_rows = self._tables.rows_of(new_ids)
+        held = np.isin(new_ids, self._tables.ids[held_rows]) | np.isin(new_ids, self._delta_ids)
+        if held.any():
+            raise ValueError(f"ids already in the index: {new_ids[held][:10].tolist()}")
         self._delta_vectors = np.concatenate([self._delta_vectors, vectors])
         self._delta_ids = np.concatenate([self._delta_ids, new_ids])
         if len(self._delta_ids) > _DELTA_LIMIT:
@@ -469,7 +478,7 @@ class PDQIndex:
 
     def remove(self, ids: IdsLike) -> int:
         """Remove the hashes held under ``ids``; returns how many were held."""
-        gone = _check_ids_loose(ids)
+        gone = np.unique(_as_ids(ids))
         rows = self._tables.rows_of(gone)
         self._tables.alive[rows] = False
         self._tables.dead += len(rows)
@@ -519,7 +528,7 @@ class PDQIndex:
 
         With ``mmap`` (the default) the arrays are mapped from the files, not read: loading
         takes milliseconds, a query reads only the pages it touches, and processes share
-        them. Only the files' shapes and the tables' bounds are checked, not every entry:
+        them. Only the files' shapes and the bucket offsets are checked, not every entry:
         they are a cache the caller made from data it trusts. Raises FileNotFoundError if
         there is no index there, ValueError if the files are not one.
         """
@@ -573,20 +582,3 @@ class PDQIndex:
         bounds = np.searchsorted(q, np.arange(len(queries) + 1)).tolist()
         id_list, dist_list = ids.tolist(), dist.tolist()
         return [list(zip(id_list[a:b], dist_list[a:b], strict=True)) for a, b in pairwise(bounds)]
-
-
-def _check_ids_loose(ids: object) -> npt.NDArray[np.int64]:
-    """Ids to remove: integers, repeats allowed."""
-    try:
-        arr = np.asarray(ids)
-    except (OverflowError, ValueError, TypeError):
-        raise ValueError("ids must be a sequence of integers") from None
-    if arr.ndim != 1:
-        raise ValueError("ids must be a flat sequence of integers")
-    if len(arr) == 0:
-        return np.empty(0, dtype=np.int64)
-    if arr.dtype.kind not in "iu":
-        raise ValueError("ids must be integers")
-    if arr.dtype == np.uint64 and int(arr.max()) > np.iinfo(np.int64).max:
-        raise ValueError("ids must fit in a signed 64-bit integer")
-    return np.unique(arr.astype(np.int64))

@@ -24,6 +24,7 @@ from hashbank.pdq_index import DEFAULT_RADIUS, PDQIndex, vectors_from_hex
 
 REPO = Path(__file__).resolve().parents[2]
 Vectors = npt.NDArray[np.uint8]
+PLANTED = 71  # neighbours planted at distances 0..70, across every radius the probing treats apart
 Expected = list[tuple[int, int]]
 
 
@@ -48,10 +49,10 @@ def brute_force(vectors: Vectors, ids: list[int], query: Vectors, radius: int) -
 
 @pytest.fixture(scope="module")
 def planted() -> tuple[Vectors, list[int], Vectors]:
-    """5,000 random hashes, and 6 queries each with a neighbour at every distance 0..40."""
+    """5,000 random hashes, and 6 queries each with a neighbour at every distance 0..70."""
     rng = np.random.default_rng(14)
     queries = random_vectors(rng, 6)
-    near = [at_distance(rng, q, d) for q in queries for d in range(41)]
+    near = [at_distance(rng, q, d) for q in queries for d in range(PLANTED)]
     vectors = np.concatenate([random_vectors(rng, 5000), np.array(near)])
     ids = rng.permutation(10 * len(vectors))[: len(vectors)].tolist()
     return vectors, ids, queries
@@ -78,7 +79,7 @@ def test_it_finds_the_planted_neighbour_at_every_distance_up_to_the_radius(
     vectors, ids, queries = planted
     index = PDQIndex(vectors, ids)
     for k, q in enumerate(queries):
-        planted_ids = {ids[5000 + 41 * k + d]: d for d in range(41)}
+        planted_ids = {ids[5000 + PLANTED * k + d]: d for d in range(PLANTED)}
         found = {i: d for i, d in index.query(q) if i in planted_ids}
         assert found == {i: d for i, d in planted_ids.items() if d <= DEFAULT_RADIUS}
 

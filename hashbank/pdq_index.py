@@ -19,17 +19,33 @@ stored other half (a sequential read, no random access to the hashes), and only 
 the few survivors' full 256 bits. At 1M random hashes a query reads ~4,000 bucket entries and
 verifies ~10 hashes. Radii of 64 and above (never used for PDQ matching) scan every hash.
 
+Batches: :meth:`PDQIndex.query_many` sorts a batch's probes by bucket, so the tables are read
+in one near-sequential sweep instead of at random (the reads, not the arithmetic, are what a
+query costs), and reads the buckets' entries in cache-sized blocks.
+
 Updates: :meth:`PDQIndex.add` puts new hashes in a small unindexed *delta* that queries scan;
 :meth:`PDQIndex.remove` marks indexed rows dead. When the delta or the dead rows grow past a
-bound, the tables are rebuilt (about as long as building the index afresh), so results are
-always current and updates cost little on average.
+bound, the tables are rebuilt (as long as building the index afresh: seconds at 1M hashes),
+so results are always current and updates cost little on average.
+
+One-shot callers (a command line) save the index once with :meth:`PDQIndex.save` and map it
+back with :meth:`PDQIndex.load` in milliseconds. ``scripts/bench_match.py`` measures all of
+this against threatexchange and faiss; BENCHMARKS.md has the figures.
+
+Memory: 137 bytes a hash (the hash, its id and live flag, and 16 table entries of a 4-byte
+row number and a 2-byte half) and 4 MiB of bucket offsets: 135 MiB for 1M hashes; 16 bytes
+a hash more once ids are looked up (add, remove, ``in``).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from itertools import combinations, pairwise
-from typing import Any, Final, TypeAlias
+from pathlib import Path
+from typing import Any, Final, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +78,9 @@ _MAX_PROBED_WORD_DISTANCE: Final = 7
 _DELTA_LIMIT: Final = 2048
 _SORT_PROBES_FROM: Final = 16  # queries
 _QUERY_CHUNK: Final = 1024  # queries probed together by query_many (bounds temporary memory)
+_ENTRY_BLOCK: Final = 1 << 16  # bucket entries read at once (temporaries fit in L2)
+_SAVED: Final = ("vectors", "ids", "rows", "partner", "offsets")  # PDQIndex.save's files
+_FORMAT: Final = "hashbank PDQ index 1\n"
 _SCAN_CHUNK: Final = 1 << 16  # rows compared at once when scanning
 
 
@@ -117,11 +136,11 @@ def _arange(n: int, dtype: type[np.signedinteger[Any]]) -> npt.NDArray[np.signed
     return cached[:n]
 
 
-def _check_vectors(vectors: object, what: str = "vectors") -> Vectors:
+def _check_vectors(vectors: object) -> Vectors:
     if not isinstance(vectors, np.ndarray) or vectors.dtype != np.uint8:
-        raise ValueError(f"{what} must be a numpy uint8 array")
+        raise ValueError("vectors must be a numpy uint8 array")
     if vectors.ndim != 2 or vectors.shape[1] != PDQ_BYTES:
-        raise ValueError(f"{what} must have shape (n, {PDQ_BYTES}), not {vectors.shape}")
+        raise ValueError(f"vectors must have shape (n, {PDQ_BYTES}), not {vectors.shape}")
     return np.ascontiguousarray(vectors)
 
 
@@ -133,20 +152,28 @@ def _check_vector(vector: object) -> Vectors:
     return np.ascontiguousarray(vector).reshape(1, PDQ_BYTES)
 
 
-def _check_ids(ids: object, n: int) -> npt.NDArray[np.int64]:
+def _as_ids(ids: object) -> npt.NDArray[np.int64]:
+    """A flat int64 array of ``ids`` (integers that fit in int64), or ValueError."""
     try:
         arr = np.asarray(ids)
     except (OverflowError, ValueError, TypeError):
         raise ValueError("ids must be a sequence of integers") from None
-    if arr.ndim != 1 or len(arr) != n:
-        raise ValueError(f"ids must be a flat sequence of {n} integers, one per vector")
-    if n == 0:
+    if arr.ndim != 1:
+        raise ValueError("ids must be a flat sequence of integers")
+    if len(arr) == 0:
         return np.empty(0, dtype=np.int64)
     if arr.dtype.kind not in "iu":
         raise ValueError("ids must be integers")
     if arr.dtype == np.uint64 and int(arr.max()) > np.iinfo(np.int64).max:
         raise ValueError("ids must fit in a signed 64-bit integer")
-    out = arr.astype(np.int64)
+    return arr.astype(np.int64)
+
+
+def _check_ids(ids: object, n: int) -> npt.NDArray[np.int64]:
+    """Ids for n new hashes: distinct integers, one per hash."""
+    out = _as_ids(ids)
+    if len(out) != n:
+        raise ValueError(f"ids must be {n} integers, one per vector, not {len(out)}")
     if len(np.unique(out)) != n:
         raise ValueError("ids must be distinct")
     return out
@@ -169,51 +196,114 @@ def _distances(
 
 
 class _Tables:
-    """The immutable MIH part of an index: hashes, ids and the 16 bucket tables."""
+    """The immutable MIH part of an index: hashes, ids and the 16 bucket tables.
 
-    def __init__(self, vectors: Vectors, ids: npt.NDArray[np.int64]) -> None:
-        n = len(vectors)
+    For half ``s`` (16 bits) and value ``v``, ``rows[offsets[s * 65536 + v] : offsets[s *
+    65536 + v + 1]]`` are the rows whose half ``s`` is ``v``, and ``partner`` beside them the
+    value of the other half of the same 32-bit word. Only ``alive`` changes (on removal).
+    """
+
+    def __init__(
+        self,
+        vectors: Vectors,
+        ids: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.signedinteger[Any]],
+        partner: npt.NDArray[np.uint16],
+        offsets: npt.NDArray[np.signedinteger[Any]],
+    ) -> None:
         self.vectors = vectors
         self.words: npt.NDArray[np.uint64] = vectors.view(np.uint64)
         self.ids = ids
-        self.alive = np.ones(n, dtype=bool)
+        self.rows = rows
+        self.partner = partner
+        self.offsets = offsets
+        self.index_type: type[np.signedinteger[Any]] = rows.dtype.type
+        self.half_base = (np.arange(_HALVES, dtype=self.index_type) * _BUCKETS)[:, None]
+        self.alive = np.ones(len(ids), dtype=bool)
         self.dead = 0
+        # (ids sorted, their rows), made on first need: a read-only index never needs it.
+        self._by_id: tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]] | None = None
+
+    @classmethod
+    def build(cls, vectors: Vectors, ids: npt.NDArray[np.int64]) -> _Tables:
+        n = len(vectors)
         # Positions in the tables fit in int32 below 134M hashes: half the memory traffic.
         index_type: type[np.signedinteger[Any]] = np.int32 if _HALVES * n < 2**31 else np.int64
-        self.index_type = index_type
-        self.id_order = np.argsort(ids, kind="stable").astype(index_type)
-        self.sorted_ids = ids[self.id_order]
-        halves = vectors.view(np.uint16)
-        self.rows = np.empty(_HALVES * n, dtype=index_type)
-        self.partner = np.empty(_HALVES * n, dtype=np.uint16)
-        self.offsets = np.empty(_HALVES * _BUCKETS + 1, dtype=index_type)
-        self.offsets[0] = 0
-        self.half_base = (np.arange(_HALVES, dtype=index_type) * _BUCKETS)[:, None]
+        halves = np.ascontiguousarray(vectors.view(np.uint16).T)  # (16, n)
+        rows: npt.NDArray[np.signedinteger[Any]] = np.empty(_HALVES * n, dtype=index_type)
+        partner = np.empty(_HALVES * n, dtype=np.uint16)
+        offsets: npt.NDArray[np.signedinteger[Any]] = np.empty(
+            _HALVES * _BUCKETS + 1, dtype=index_type
+        )
+        offsets[0] = 0
         for s in range(_HALVES):
-            keys = np.ascontiguousarray(halves[:, s])
-            order = np.argsort(keys, kind="stable")  # a radix sort for 16-bit keys
-            self.rows[s * n : (s + 1) * n] = order
-            self.partner[s * n : (s + 1) * n] = halves[order, _PARTNER[s]]
-            counts = np.bincount(keys, minlength=_BUCKETS)
-            np.cumsum(counts, out=self.offsets[s * _BUCKETS + 1 : (s + 1) * _BUCKETS + 1])
-            self.offsets[s * _BUCKETS + 1 : (s + 1) * _BUCKETS + 1] += s * n
+            order = np.argsort(halves[s], kind="stable")  # a radix sort for 16-bit keys
+            rows[s * n : (s + 1) * n] = order
+            np.take(halves[_PARTNER[s]], order, out=partner[s * n : (s + 1) * n])
+            bucket_ends = offsets[s * _BUCKETS + 1 : (s + 1) * _BUCKETS + 1]
+            np.cumsum(np.bincount(halves[s], minlength=_BUCKETS), out=bucket_ends)
+            bucket_ends += s * n
+        return cls(vectors, ids, rows, partner, offsets)
+
+    def saved_arrays(self) -> list[npt.NDArray[Any]]:
+        return [self.vectors, self.ids, self.rows, self.partner, self.offsets]
+
+    @classmethod
+    def from_saved(
+        cls,
+        vectors: npt.NDArray[Any],
+        ids: npt.NDArray[Any],
+        rows: npt.NDArray[Any],
+        partner: npt.NDArray[Any],
+        offsets: npt.NDArray[Any],
+    ) -> _Tables:
+        """Tables from the arrays of :meth:`saved_arrays`; ValueError unless they fit."""
+        n = len(vectors)
+        ok = (
+            vectors.dtype == np.uint8
+            and vectors.ndim == 2
+            and vectors.shape[1] == PDQ_BYTES
+            and ids.dtype == np.int64
+            and ids.shape == (n,)
+            and rows.dtype in (np.int32, np.int64)
+            and rows.shape == (_HALVES * n,)
+            and partner.dtype == np.uint16
+            and partner.shape == (_HALVES * n,)
+            and offsets.dtype == rows.dtype
+            and offsets.shape == (_HALVES * _BUCKETS + 1,)
+        )
+        # Each half's buckets must cover its n entries, in order. (The entries themselves are
+        # not read: that would cost as much as the scan the index saves.)
+        ok = (
+            ok
+            and bool((offsets[::_BUCKETS] == np.arange(_HALVES + 1) * n).all())
+            and bool((np.diff(offsets) >= 0).all())
+        )
+        if not ok:
+            raise ValueError("the saved arrays are not a PDQ index")
+        return cls(vectors, ids, rows, partner, offsets)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.vectors, self.ids, self.alive, self.id_order, self.sorted_ids)
-        tables = (self.rows, self.partner, self.offsets)
-        return sum(a.nbytes for a in arrays + tables)
+        arrays: list[npt.NDArray[Any]] = [self.vectors, self.ids, self.alive]
+        arrays += [self.rows, self.partner, self.offsets]
+        if self._by_id is not None:
+            arrays += self._by_id
+        return sum(a.nbytes for a in arrays)
 
     def rows_of(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
         """The live rows holding ``ids`` (ids not held are left out)."""
-        if len(self.sorted_ids) == 0:
+        if len(self.ids) == 0:
             return np.empty(0, dtype=np.intp)
-        at = np.searchsorted(self.sorted_ids, ids).clip(max=len(self.sorted_ids) - 1)
-        found = self.sorted_ids[at] == ids
-        rows = self.id_order[at[found]].astype(np.intp)
+        if self._by_id is None:
+            order = np.argsort(self.ids, kind="stable")
+            self._by_id = (self.ids[order], order)
+        sorted_ids, order = self._by_id
+        at = np.searchsorted(sorted_ids, ids).clip(max=len(sorted_ids) - 1)
+        rows = order[at[sorted_ids[at] == ids]]
         live: npt.NDArray[np.intp] = rows[self.alive[rows]]
         return live
 
@@ -243,31 +333,59 @@ class _Tables:
         buckets = (keys.astype(self.index_type) + self.half_base).ravel()
         starts = self.offsets[buckets]
         lens = self.offsets[buckets + 1] - starts
-        (hit,) = np.nonzero(lens)
-        if len(hit) == 0:
+        if not lens.any():
             empty = np.empty(0, dtype=np.intp)
             return empty, empty, np.empty(0, dtype=np.int64)
-        starts, lens = starts[hit], lens[hit]
-        # Concatenate the probed buckets' entries (positions into rows/partner).
-        ends = np.cumsum(lens, dtype=self.index_type)
-        pos = np.repeat(starts - (ends - lens), lens)
-        pos += _arange(len(pos), self.index_type)
-        off = self.partner[pos]
-        off ^= np.repeat(other[hit], lens)
-        # The other half of the word must be within t bits, less what this half's flip used.
-        off = np.bitwise_count(off)
-        (keep,) = np.nonzero(off <= t)
-        probe = hit[np.searchsorted(ends, keep, side="right")]
+        probe, off, pos = self._near_partners(starts, lens, other, t)
         half, j = np.divmod(probe, nq * nm)
         if order is not None:
             j = order[half, j]
         q, flip = np.divmod(j, nm)
-        exact = off[keep] + weights[flip] <= t
+        exact = off + weights[flip] <= t
         q = q[exact]
-        rows = self.rows[pos[keep[exact]]].astype(np.intp)
+        rows = self.rows[pos[exact]].astype(np.intp)
         dist = _distances(self.words[rows], words[q])
         ok = (dist <= radius) & self.alive[rows]
         return q[ok], rows[ok], dist[ok]
+
+    def _near_partners(
+        self,
+        starts: npt.NDArray[np.signedinteger[Any]],
+        lens: npt.NDArray[np.signedinteger[Any]],
+        other: npt.NDArray[np.uint16],
+        t: int,
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8], npt.NDArray[np.signedinteger[Any]]]:
+        """The entries of the probed buckets whose other half is within ``t`` bits of the
+        query's: (probe number, bits off, position in the tables) of each.
+
+        The buckets' entries are read in blocks of about ``_ENTRY_BLOCK``, so the temporary
+        arrays stay in the CPU's cache however large the batch.
+        """
+        ends = np.cumsum(lens, dtype=self.index_type)
+        cuts: list[int] = []
+        if ends[-1] > _ENTRY_BLOCK:
+            at = np.arange(_ENTRY_BLOCK, int(ends[-1]), _ENTRY_BLOCK)
+            cuts = (np.searchsorted(ends, at) + 1).tolist()
+        probes: list[npt.NDArray[np.intp]] = []
+        offs: list[npt.NDArray[np.uint8]] = []
+        positions: list[npt.NDArray[np.signedinteger[Any]]] = []
+        for a, b in pairwise([0, *cuts, len(lens)]):
+            if a >= b:
+                continue
+            block_lens = lens[a:b]
+            block_ends = ends[a:b] - ends[a - 1] if a else ends[:b]
+            pos = np.repeat(starts[a:b] - (block_ends - block_lens), block_lens)
+            pos += _arange(len(pos), self.index_type)
+            partner = self.partner[pos]
+            partner ^= np.repeat(other[a:b], block_lens)
+            off = np.bitwise_count(partner)
+            (keep,) = np.nonzero(off <= t)
+            probes.append(a + np.searchsorted(block_ends, keep, side="right"))
+            offs.append(off[keep])
+            positions.append(pos[keep])
+        if len(probes) == 1:
+            return probes[0], offs[0], positions[0]
+        return np.concatenate(probes), np.concatenate(offs), np.concatenate(positions)
 
     def scan(
         self, words: npt.NDArray[np.uint64], radius: int
@@ -324,7 +442,8 @@ class PDQIndex:
         if vectors is None:
             vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
         vectors = _check_vectors(vectors).copy()
-        self._tables = _Tables(vectors, _check_ids([] if ids is None else ids, len(vectors)))
+        ids_ = _check_ids([] if ids is None else ids, len(vectors))
+        self._tables = _Tables.build(vectors, ids_)
         self._delta_vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
         self._delta_ids = np.empty(0, dtype=np.int64)
 
@@ -348,9 +467,10 @@ class PDQIndex:
         new_ids = _check_ids(ids, len(vectors))
         if len(new_ids) == 0:
             return
-        if len(self._tables.rows_of(new_ids)) or np.isin(new_ids, self._delta_ids).any():
-            held = [i for i in new_ids.tolist() if i in self]
-            raise ValueError(f"ids already in the index: {held[:10]}")
+        held_rows = self._tables.rows_of(new_ids)
+        held = np.isin(new_ids, self._tables.ids[held_rows]) | np.isin(new_ids, self._delta_ids)
+        if held.any():
+            raise ValueError(f"ids already in the index: {new_ids[held][:10].tolist()}")
         self._delta_vectors = np.concatenate([self._delta_vectors, vectors])
         self._delta_ids = np.concatenate([self._delta_ids, new_ids])
         if len(self._delta_ids) > _DELTA_LIMIT:
@@ -358,7 +478,7 @@ class PDQIndex:
 
     def remove(self, ids: IdsLike) -> int:
         """Remove the hashes held under ``ids``; returns how many were held."""
-        gone = _check_ids_loose(ids)
+        gone = np.unique(_as_ids(ids))
         rows = self._tables.rows_of(gone)
         self._tables.alive[rows] = False
         self._tables.dead += len(rows)
@@ -375,9 +495,54 @@ class PDQIndex:
         t = self._tables
         vectors = np.concatenate([t.vectors[t.alive], self._delta_vectors])
         ids = np.concatenate([t.ids[t.alive], self._delta_ids])
-        self._tables = _Tables(vectors, ids)
+        self._tables = _Tables.build(vectors, ids)
         self._delta_vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
         self._delta_ids = np.empty(0, dtype=np.int64)
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write the index to ``directory``, which must not exist yet, for :meth:`load`.
+
+        Pending adds and removals are folded into the tables first. The directory appears
+        whole (it is written beside its final name, then renamed), so a reader never sees
+        half an index; if it exists, FileExistsError.
+        """
+        target = Path(directory)
+        if target.exists():
+            raise FileExistsError(f"{target} exists")
+        if self._tables.dead or len(self._delta_ids):
+            self._rebuild()
+        t = self._tables
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+        try:
+            for name, array in zip(_SAVED, t.saved_arrays(), strict=True):
+                np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+            (tmp / "FORMAT").write_text(_FORMAT)
+            os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], *, mmap: bool = True) -> PDQIndex:
+        """An index written by :meth:`save`.
+
+        With ``mmap`` (the default) the arrays are mapped from the files, not read: loading
+        takes milliseconds, a query reads only the pages it touches, and processes share
+        them. Only the files' shapes and the bucket offsets are checked, not every entry:
+        they are a cache the caller made from data it trusts. Raises FileNotFoundError if
+        there is no index there, ValueError if the files are not one.
+        """
+        d = Path(directory)
+        if (d / "FORMAT").read_text() != _FORMAT:
+            raise ValueError(f"{d} is not a PDQ index of this version")
+        mode: Literal["r"] | None = "r" if mmap else None
+        arrays = [
+            np.asarray(np.load(d / f"{name}.npy", mmap_mode=mode, allow_pickle=False))
+            for name in _SAVED
+        ]
+        index = cls()
+        index._tables = _Tables.from_saved(*arrays)
+        return index
 
     def query(self, vector: Vectors, radius: int = DEFAULT_RADIUS) -> list[Match]:
         """``(id, distance)`` of every hash within ``radius`` bits, by distance then id."""
@@ -405,6 +570,8 @@ class PDQIndex:
             q = np.concatenate([q, dq])
             ids = np.concatenate([ids, self._delta_ids[drows]])
             dist = np.concatenate([dist, ddist])
+        if len(q) == 0:
+            return [[] for _ in range(len(queries))]
         order = np.lexsort((ids, dist, q))
         q, ids, dist = q[order], ids[order], dist[order]
         # A row found through several buckets comes out once per bucket: keep one (ids are
@@ -415,20 +582,3 @@ class PDQIndex:
         bounds = np.searchsorted(q, np.arange(len(queries) + 1)).tolist()
         id_list, dist_list = ids.tolist(), dist.tolist()
         return [list(zip(id_list[a:b], dist_list[a:b], strict=True)) for a, b in pairwise(bounds)]
-
-
-def _check_ids_loose(ids: object) -> npt.NDArray[np.int64]:
-    """Ids to remove: integers, repeats allowed."""
-    try:
-        arr = np.asarray(ids)
-    except (OverflowError, ValueError, TypeError):
-        raise ValueError("ids must be a sequence of integers") from None
-    if arr.ndim != 1:
-        raise ValueError("ids must be a flat sequence of integers")
-    if len(arr) == 0:
-        return np.empty(0, dtype=np.int64)
-    if arr.dtype.kind not in "iu":
-        raise ValueError("ids must be integers")
-    if arr.dtype == np.uint64 and int(arr.max()) > np.iinfo(np.int64).max:
-        raise ValueError("ids must fit in a signed 64-bit integer")
-    return np.unique(arr.astype(np.int64))

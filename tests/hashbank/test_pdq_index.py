@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,10 +19,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hashbank import pdq_index
 from hashbank.pdq_index import DEFAULT_RADIUS, PDQIndex, vectors_from_hex
 
 REPO = Path(__file__).resolve().parents[2]
 Vectors = npt.NDArray[np.uint8]
+PLANTED = 71  # neighbours planted at distances 0..70, across every radius the probing treats apart
 Expected = list[tuple[int, int]]
 
 
@@ -45,10 +49,10 @@ def brute_force(vectors: Vectors, ids: list[int], query: Vectors, radius: int) -
 
 @pytest.fixture(scope="module")
 def planted() -> tuple[Vectors, list[int], Vectors]:
-    """5,000 random hashes, and 6 queries each with a neighbour at every distance 0..40."""
+    """5,000 random hashes, and 6 queries each with a neighbour at every distance 0..70."""
     rng = np.random.default_rng(14)
     queries = random_vectors(rng, 6)
-    near = [at_distance(rng, q, d) for q in queries for d in range(41)]
+    near = [at_distance(rng, q, d) for q in queries for d in range(PLANTED)]
     vectors = np.concatenate([random_vectors(rng, 5000), np.array(near)])
     ids = rng.permutation(10 * len(vectors))[: len(vectors)].tolist()
     return vectors, ids, queries
@@ -75,7 +79,7 @@ def test_it_finds_the_planted_neighbour_at_every_distance_up_to_the_radius(
     vectors, ids, queries = planted
     index = PDQIndex(vectors, ids)
     for k, q in enumerate(queries):
-        planted_ids = {ids[5000 + 41 * k + d]: d for d in range(41)}
+        planted_ids = {ids[5000 + PLANTED * k + d]: d for d in range(PLANTED)}
         found = {i: d for i, d in index.query(q) if i in planted_ids}
         assert found == {i: d for i, d in planted_ids.items() if d <= DEFAULT_RADIUS}
 
@@ -114,6 +118,30 @@ def test_it_finds_exactly_the_hashes_within_the_radius_in_clustered_data() -> No
     for radius in (0, 16, 31, 40):
         expected = [brute_force(vectors, ids, q, radius) for q in queries]
         assert index.query_many(queries, radius) == expected
+
+
+def test_a_batch_over_crowded_buckets_is_exact() -> None:
+    """Near-duplicates of one image crowd the same buckets: a batch reads ~10^5 entries."""
+    rng = np.random.default_rng(16)
+    centre = random_vectors(rng, 1)[0]
+    spread = rng.integers(0, 48, size=4000)
+    vectors = np.array([at_distance(rng, centre, int(d)) for d in spread])
+    queries = np.array([at_distance(rng, centre, d) for d in range(0, 40, 2)])
+    ids = list(range(4000))
+    index = PDQIndex(vectors, ids)
+    expected = [brute_force(vectors, ids, q, 31) for q in queries]
+    assert index.query_many(queries) == expected
+
+
+@pytest.mark.parametrize("block", [1, 7, 100])
+def test_reading_bucket_entries_in_small_blocks_changes_nothing(
+    planted: tuple[Vectors, list[int], Vectors], monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    vectors, ids, queries = planted
+    index = PDQIndex(vectors, ids)
+    expected = [brute_force(vectors, ids, q, 31) for q in queries]
+    monkeypatch.setattr(pdq_index, "_ENTRY_BLOCK", block)
+    assert index.query_many(queries) == expected
 
 
 def test_results_are_sorted_by_distance_then_id() -> None:
@@ -368,6 +396,95 @@ def test_the_index_does_not_alias_the_callers_arrays() -> None:
     index = PDQIndex(v, [1])
     v[:] = 255
     assert index.query(np.zeros(32, dtype=np.uint8), 0) == [(1, 0)]
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_a_saved_index_loads_with_the_same_answers(
+    planted: tuple[Vectors, list[int], Vectors], tmp_path: Path, mmap: bool
+) -> None:
+    vectors, ids, queries = planted
+    index = PDQIndex(vectors, ids)
+    index.save(tmp_path / "index")
+    loaded = PDQIndex.load(tmp_path / "index", mmap=mmap)
+    assert len(loaded) == len(index)
+    for radius in (0, 31, 64):
+        assert loaded.query_many(queries, radius) == index.query_many(queries, radius)
+    assert [p.name for p in tmp_path.iterdir()] == ["index"]
+
+
+def test_saving_folds_in_pending_adds_and_removals(tmp_path: Path) -> None:
+    rng = np.random.default_rng(17)
+    q = random_vectors(rng, 1)[0]
+    index = PDQIndex(np.array([at_distance(rng, q, d) for d in range(5)]), range(5))
+    index.add(np.array([at_distance(rng, q, 9)]), [9])
+    index.remove([0, 3])
+    index.save(tmp_path / "index")
+    expected = [(1, 1), (2, 2), (4, 4), (9, 9)]
+    assert index.query(q) == expected
+    assert PDQIndex.load(tmp_path / "index").query(q) == expected
+
+
+def test_changing_a_loaded_index_leaves_its_files_alone(tmp_path: Path) -> None:
+    rng = np.random.default_rng(18)
+    vectors = random_vectors(rng, 3000)
+    PDQIndex(vectors, range(3000)).save(tmp_path / "index")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "index").iterdir()}
+    loaded = PDQIndex.load(tmp_path / "index")
+    loaded.remove(range(2500))  # enough to rebuild the tables
+    loaded.add(vectors[:1], [0])
+    loaded.remove([2600])
+    assert len(loaded) == 500
+    assert loaded.query(vectors[0], 0) == [(0, 0)]
+    assert loaded.query(vectors[2600], 0) == []
+    assert {p.name: p.read_bytes() for p in (tmp_path / "index").iterdir()} == before
+    assert PDQIndex.load(tmp_path / "index").query(vectors[2600], 0) == [(2600, 0)]
+
+
+def test_an_empty_index_saves_and_loads(tmp_path: Path) -> None:
+    PDQIndex().save(tmp_path / "index")
+    loaded = PDQIndex.load(tmp_path / "index")
+    assert len(loaded) == 0
+    assert loaded.query(np.zeros(32, dtype=np.uint8)) == []
+
+
+def test_saving_over_an_existing_path_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "index").mkdir()
+    with pytest.raises(FileExistsError):
+        PDQIndex().save(tmp_path / "index")
+    assert [p.name for p in tmp_path.iterdir()] == ["index"]
+
+
+def test_loading_what_is_not_a_saved_index_fails(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        PDQIndex.load(tmp_path / "nothing")
+    vectors = random_vectors(np.random.default_rng(19), 100)
+    PDQIndex(vectors, range(100)).save(tmp_path / "index")
+    (tmp_path / "index" / "FORMAT").write_text("something else\n")
+    with pytest.raises(ValueError, match="not a PDQ index"):
+        PDQIndex.load(tmp_path / "index")
+
+
+@pytest.mark.parametrize(
+    ("name", "replace"),
+    [
+        ("rows", lambda a: a[:-1]),
+        ("rows", lambda a: a.astype(np.int16)),
+        ("offsets", lambda a: a[::-1].copy()),
+        ("offsets", lambda a: a[:-1]),
+        ("partner", lambda a: a[:-1]),
+        ("ids", lambda a: a.astype(np.float64)),
+        ("vectors", lambda a: a[:, :31].copy()),
+    ],
+)
+def test_loading_tables_that_do_not_fit_fails(
+    tmp_path: Path, name: str, replace: Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
+) -> None:
+    vectors = random_vectors(np.random.default_rng(20), 100)
+    PDQIndex(vectors, range(100)).save(tmp_path / "index")
+    path = tmp_path / "index" / f"{name}.npy"
+    np.save(path, replace(np.load(path)))
+    with pytest.raises(ValueError, match="not a PDQ index"):
+        PDQIndex.load(tmp_path / "index")
 
 
 def test_vectors_from_hex_reads_hex_in_byte_order() -> None:

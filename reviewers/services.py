@@ -123,6 +123,10 @@ def disputes_from_feedback(*, hash_ids: Sequence[int]) -> list[Dispute]:
     they don't count again. The hash stays published while under review.
     """
     needed = settings.HASHBANK_DISPUTE_NOT_BLOCKED_PARTNERS
+    # Partners may update their feedback on a hash no longer published: nothing to review.
+    hash_ids = list(
+        Hash.objects.filter(pk__in=hash_ids, published=True).values_list("pk", flat=True)
+    )
     last_closed: dict[int, Any] = {}
     for hash_id, closed_at in Dispute.objects.filter(
         hash_id__in=hash_ids, state=DisputeState.CLOSED

@@ -278,3 +278,19 @@ def test_a_published_hash_is_not_held_when_a_new_case_matches(make_case):
     make_case(pdq("before the allowlist"))
     h = the_hash(pdq("before the allowlist"))
     assert h.published and not h.review_hold
+
+
+def test_feedback_on_a_hash_no_longer_published_opens_nothing(make_case, partner_api, settings):
+    from cases.services import case_withdraw
+
+    settings.HASHBANK_DISPUTE_NOT_BLOCKED_PARTNERS = 1
+    created = make_case(pdq("withdrawn"))
+    client = partner_api("adult")
+    item = {"list": "adult", **pdq("withdrawn"), "outcome": "blocked"}
+    item.pop("quality")
+    assert client.post("/exchange/v1/feedback", {"items": [item]}, format="json").status_code == 200
+    case_withdraw(case=created.case)
+    item["outcome"] = "not_blocked"  # the partner may still update its own feedback
+    response = client.post("/exchange/v1/feedback", {"items": [item]}, format="json")
+    assert response.json()["results"][0]["status"] == "ok"
+    assert not Dispute.objects.exists()

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
+from django.utils.translation import gettext as _
+
 from cases.models import Case
 from hashbank.models import Hash
 from hashbank.selectors import hash_partner_counts, holder_hashes, list_slug
@@ -19,6 +21,7 @@ class CaseHashStatus(NamedTuple):
     status: str
     partners_received: int | None
     partners_blocked: int | None
+    explanation: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,23 @@ def case_hash_state(*, case: Case, disabled: bool, under_review: bool) -> str:
     return "active"
 
 
+def case_hash_explanation(state: str) -> str:
+    """A few kind words on a state the victim did not choose, in the active language."""
+    if state == "under_review":
+        return _(
+            "We are taking a closer look at this hash, as we sometimes do to keep the list "
+            "accurate. You don't need to do anything. Nobody has seen your image: it never left "
+            "your device."
+        )
+    if state == "disabled":
+        return _(
+            "After a careful review, this hash is no longer shared with platforms: it matched a "
+            "picture that is widely shared and not intimate. The other hashes in your case are "
+            "not affected."
+        )
+    return ""
+
+
 def case_status(
     *, case: Case, hashes: list[Hash] | None = None, with_counts: bool = True
 ) -> CaseStatus:
@@ -52,18 +72,21 @@ def case_status(
         if with_counts
         else {h.pk: (0, 0) for h in hashes}
     )
-    statuses = [
-        CaseHashStatus(
-            algorithm=h.algorithm,
-            value=h.value,
-            quality=h.quality,
-            status=case_hash_state(case=case, disabled=h.disabled, under_review=h.under_review),
-            # Counts only, never which partners.
-            partners_received=counts[h.pk][0],
-            partners_blocked=counts[h.pk][1],
+    statuses = []
+    for h in hashes:
+        state = case_hash_state(case=case, disabled=h.disabled, under_review=h.under_review)
+        statuses.append(
+            CaseHashStatus(
+                algorithm=h.algorithm,
+                value=h.value,
+                quality=h.quality,
+                status=state,
+                # Counts only, never which partners.
+                partners_received=counts[h.pk][0],
+                partners_blocked=counts[h.pk][1],
+                explanation=case_hash_explanation(state),
+            )
         )
-        for h in hashes
-    ]
     return CaseStatus(
         list=list_slug(case.hash_list_id),
         state=case.state,

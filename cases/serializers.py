@@ -166,6 +166,10 @@ class CaseHashSerializer(serializers.Serializer):
     value = serializers.CharField()
     quality = serializers.IntegerField(allow_null=True)
     status = serializers.ChoiceField(choices=["active", "withdrawn", "under_review", "disabled"])
+    explanation = serializers.CharField(
+        help_text="For `under_review` and `disabled`: what it means, in the request's language. "
+        "Empty otherwise."
+    )
 
 
 class CaseHashStatusSerializer(CaseHashSerializer):

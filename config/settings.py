@@ -385,6 +385,12 @@ HASHBANK_PEER_LEASE_S = envint("HASHBANK_PEER_LEASE_S", 900, minimum=1)
 if HASHBANK_PEER_LEASE_S <= HASHBANK_PEER_TIMEOUT_S:
     raise ImproperlyConfigured("HASHBANK_PEER_LEASE_S must be larger than HASHBANK_PEER_TIMEOUT_S")
 
+# Reviewers (reviewers/): a hash is disputed once this many distinct partners
+# report it not blocked.
+HASHBANK_DISPUTE_NOT_BLOCKED_PARTNERS = envint(
+    "HASHBANK_DISPUTE_NOT_BLOCKED_PARTNERS", 2, minimum=1
+)
+
 # --- Email (issue 13, finding 8) ---
 # Email is used once per case to send the case number, and never stored. In
 # development the default prints headers only (hashbank/mail.py); in production

@@ -151,7 +151,9 @@ class PartnerAdmin(admin.ModelAdmin):
             return
         super().save_formset(request, form, formset, change)
 
-    @admin.action(description="Issue new credentials (revokes the current ones)")
+    @admin.action(
+        description="Issue new credentials (revokes the current ones)", permissions=["change"]
+    )
     def rotate_credentials(self, request: HttpRequest, queryset: QuerySet[Partner]) -> HttpResponse:
         issued = []
         with transaction.atomic():
@@ -159,7 +161,10 @@ class PartnerAdmin(admin.ModelAdmin):
                 issued.append((partner, credentials_rotate(partner=partner, kinds=PARTNER_KINDS)))
         return _secrets_page(self.admin_site, request, issued, "New partner credentials")
 
-    @admin.action(description="Issue a new webhook secret (the old one co-signs for 24 h)")
+    @admin.action(
+        description="Issue a new webhook secret (the old one co-signs for 24 h)",
+        permissions=["change"],
+    )
     def rotate_webhook_secret(
         self, request: HttpRequest, queryset: QuerySet[Partner]
     ) -> HttpResponse:
@@ -169,12 +174,12 @@ class PartnerAdmin(admin.ModelAdmin):
         ]
         return _secrets_page(self.admin_site, request, issued, "New webhook secrets")
 
-    @admin.action(description="Revoke all credentials")
+    @admin.action(description="Revoke all credentials", permissions=["change"])
     def revoke_credentials(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
         count = sum(credentials_revoke(partner=p, kinds=PARTNER_KINDS) for p in queryset)
         self.message_user(request, f"Revoked {count} credentials.", messages.WARNING)
 
-    @admin.action(description="Deactivate (stops all access at once)")
+    @admin.action(description="Deactivate (stops all access at once)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
         # Saved one by one, not queryset.update(): each save closes the partner's
         # list access periods (exchange.services.list_access_refresh).
@@ -219,7 +224,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Redeliver from index…")
+    @admin.action(description="Redeliver from index…", permissions=["change"])
     def redeliver_from_index(
         self, request: HttpRequest, queryset: QuerySet[Delivery]
     ) -> HttpResponse | None:
@@ -390,7 +395,7 @@ class PeerAdmin(admin.ModelAdmin):
     def short_error(self, obj: Peer) -> str:
         return obj.last_error[:80]
 
-    @admin.action(description="Sync now")
+    @admin.action(description="Sync now", permissions=["change"])
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
         for peer in queryset:
             if not settings.CELERY_TASK_ALWAYS_EAGER:
@@ -407,7 +412,7 @@ class PeerAdmin(admin.ModelAdmin):
                 level,
             )
 
-    @admin.action(description="Resume after checking why it stopped")
+    @admin.action(description="Resume after checking why it stopped", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
         resumed = [p.name for p in queryset if federation.peer_resume(peer_id=p.pk)]
         self.message_user(
@@ -417,7 +422,10 @@ class PeerAdmin(admin.ModelAdmin):
             else "None of these peers was stopped.",
         )
 
-    @admin.action(description="Unsubscribe: unpublish what only this peer kept, and deactivate")
+    @admin.action(
+        description="Unsubscribe: unpublish what only this peer kept, and deactivate",
+        permissions=["change"],
+    )
     def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Peer]) -> None:
         for peer in queryset:
             released = federation.peer_unsubscribe(peer_id=peer.pk)

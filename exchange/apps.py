@@ -40,10 +40,10 @@ class ExchangeConfig(AppConfig):
 
         from exchange.models import ListGrant, Partner
         from exchange.push.tasks import log_appended_receiver
-        from exchange.selectors import hash_partner_counts
+        from exchange.selectors import hash_feedback, hash_partner_counts
         from hashbank.log import log_appended
         from hashbank.models import HashList
-        from hashbank.selectors import partner_counts_provide
+        from hashbank.selectors import feedback_provide, partner_counts_provide
 
         log_appended.connect(log_appended_receiver, dispatch_uid="exchange-kick-deliveries")
         # Victims see how many partners received and blocked their hashes.
@@ -64,3 +64,5 @@ class ExchangeConfig(AppConfig):
         post_save.connect(
             _list_access_after_list_save, sender=HashList, dispatch_uid="exchange-access-l"
         )
+        # Reviewers see who said what (hashbank.signals.hash_feedback_received tells them when).
+        feedback_provide(hash_feedback)

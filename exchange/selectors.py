@@ -15,6 +15,7 @@ from django.db.models.expressions import RawSQL
 from exchange.models import Delivery, Feedback, FeedbackOutcome, Partner, PartnerListState
 from hashbank import tlog
 from hashbank.models import HashList, LogEntry
+from hashbank.selectors import PartnerFeedback
 
 
 def partner_lists(*, partner: Partner) -> QuerySet[HashList]:
@@ -168,3 +169,21 @@ def hash_partner_counts(
         received = 0 if index is None else sum(1 for p in positions.values() if p > index)
         counts[hash_id] = (received, blocked.get(hash_id, 0))
     return counts
+
+
+def hash_feedback(*, hash_ids: Sequence[int]) -> dict[int, list[PartnerFeedback]]:
+    """Per hash: each partner's current feedback, the partner named (for reviewers only).
+
+    Registered with the bank at start-up (``exchange.apps``); reviewers read it
+    through ``hashbank.selectors.hash_feedback``.
+    """
+    found: dict[int, list[PartnerFeedback]] = {}
+    for hash_id, partner, outcome, tags, updated_at in Feedback.objects.filter(
+        hash_id__in=hash_ids
+    ).values_list("hash_id", "partner__name", "outcome", "tags", "updated_at"):
+        found.setdefault(hash_id, []).append(
+            PartnerFeedback(
+                partner=partner, outcome=outcome, tags=tuple(tags), updated_at=updated_at
+            )
+        )
+    return found

@@ -78,7 +78,14 @@ class HashAdmin(admin.ModelAdmin):
         "disabled",
         "first_seen",
     ]
-    list_filter = ["hash_list", "algorithm", "published", "disabled", "under_review"]
+    list_filter = [
+        "hash_list",
+        "algorithm",
+        "published",
+        "disabled",
+        "under_review",
+        "review_hold",
+    ]
     date_hierarchy = "first_seen"
     fields = [
         "hash_list",
@@ -89,6 +96,7 @@ class HashAdmin(admin.ModelAdmin):
         "published",
         "disabled",
         "under_review",
+        "review_hold",
         "changed_at",
     ]
     inlines = [HoldInline]

@@ -52,7 +52,16 @@ class Hash(models.Model):
     disabled = models.BooleanField(
         default=False, help_text="Set by reviewers' decisions; a disabled hash is never published."
     )
-    under_review = models.BooleanField(default=False)
+    under_review = models.BooleanField(
+        default=False, help_text="A reviewer is looking into it (reviewers' disputes)."
+    )
+    review_hold = models.BooleanField(
+        default=False,
+        help_text=(
+            "Held for review: not published until a reviewer decides (a new hash that matched "
+            "the allowlist)."
+        ),
+    )
     changed_at = models.DateTimeField(default=timezone.now)
     origin = models.CharField(
         max_length=255,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from hashbank.models import Hash, HashList, Holder
@@ -51,6 +53,45 @@ def hash_partner_counts(
     if _partner_counts is not None and hash_ids:
         counts = _partner_counts(hash_list_id=hash_list_id, hash_ids=hash_ids)
     return {pk: counts.get(pk, (0, 0)) for pk in hash_ids}
+
+
+@dataclass(frozen=True)
+class PartnerFeedback:
+    """One partner's current feedback on a hash, named: for reviewers, never victims."""
+
+    partner: str
+    outcome: str
+    tags: tuple[str, ...]
+    updated_at: datetime
+
+
+class FeedbackProvider(Protocol):
+    """Per hash id: each partner's current feedback."""
+
+    def __call__(self, *, hash_ids: Sequence[int]) -> Mapping[int, Sequence[PartnerFeedback]]: ...
+
+
+_feedback: FeedbackProvider | None = None
+
+
+def feedback_provide(provider: FeedbackProvider | None) -> None:
+    """Register who keeps partner feedback (the exchange app, at start-up).
+
+    With ``hashbank.signals.hash_feedback_received``, which the same app sends,
+    this lets reviewers act on feedback without importing the exchange app.
+    ``None`` unregisters (tests).
+    """
+    global _feedback
+    _feedback = provider
+
+
+def hash_feedback(*, hash_ids: Sequence[int]) -> dict[int, list[PartnerFeedback]]:
+    """Per hash: each partner's current feedback, by partner name. Empty for every hash
+    when no app that takes feedback is installed."""
+    found: Mapping[int, Sequence[PartnerFeedback]] = {}
+    if _feedback is not None and hash_ids:
+        found = _feedback(hash_ids=hash_ids)
+    return {pk: sorted(found.get(pk, ()), key=lambda f: f.partner) for pk in hash_ids}
 
 
 # Lists are never deleted (PROTECT) and their slugs never change (admin shows

@@ -4,7 +4,9 @@ Every change to a hash's published state goes through ``_apply_rule``, the one
 place that derives it: a hash is published while at least one active hold (an
 active case, or a federated import) keeps it and no reviewer disabled it. The
 same function appends the change to the list's log (``hashbank.log``), in the
-same transaction and under the list's row lock.
+same transaction and under the list's row lock. A new hash that the registered
+screener (the reviewers' allowlist, ``hash_screener_provide``) holds for review
+is not published until a reviewer decides.
 
 Provenance: an ``add`` names the origin of a federated import (``Hash.origin``)
 only while no local holder keeps the hash, and a published hash's add always
@@ -20,9 +22,10 @@ is its provenance: empty for a local holder, whatever its kind.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -43,6 +46,28 @@ class HashInput:
     algorithm: str
     value: str
     quality: int | None = None
+
+
+class HashScreener(Protocol):
+    """Decides which of these hashes to hold for review; returns their ids.
+
+    Called inside ``hashes_hold``'s transaction, under the list's row lock, with the
+    hashes that are about to be published (held, not published, not disabled, not
+    already held for review). It may write its own rows (a dispute) in that transaction.
+    """
+
+    def __call__(self, *, hash_list: HashList, hashes: Sequence[Hash]) -> Collection[int]: ...
+
+
+_screener: HashScreener | None = None
+
+
+def hash_screener_provide(screener: HashScreener | None) -> None:
+    """Register who screens new hashes before they are published (the reviewers app,
+    at start-up: its allowlist). The bank does not know what an allowlist is; ``None``
+    unregisters (tests)."""
+    global _screener
+    _screener = screener
 
 
 def hash_list_lock(*, hash_list_id: int) -> HashList:
@@ -92,9 +117,33 @@ def hashes_hold(
         )
         holds = _holds_active([row.pk for row in rows if row.pk not in new])
         holds.update((pk, [origin]) for pk in new)  # inserted now: this hold is their only one
+        _screen(hash_list=locked, rows=rows, holds=holds)
         _apply_rule(hash_list=locked, loaded=rows, holds=holds)
         by_key = {(row.algorithm, row.value): row for row in rows}
         return [by_key[(h.algorithm, h.value)] for h in hashes]
+
+
+def _screen(*, hash_list: HashList, rows: list[Hash], holds: dict[int, list[str]]) -> None:
+    """Let the registered screener hold the hashes about to be published for review.
+
+    A published hash is never screened: it stays published while under review.
+    """
+    if _screener is None:
+        return
+    candidates = [
+        h
+        for h in rows
+        if h.pk in holds and not h.published and not h.disabled and not h.review_hold
+    ]
+    if not candidates:
+        return
+    held = set(_screener(hash_list=hash_list, hashes=candidates))
+    if not held:
+        return
+    Hash.objects.filter(pk__in=held).update(review_hold=True, under_review=True)
+    for h in candidates:
+        if h.pk in held:
+            h.review_hold = h.under_review = True
 
 
 def _hashes_find_or_create(
@@ -180,6 +229,44 @@ def hashes_refresh_published(
         return _refresh_published(hash_list=locked, hash_ids=hash_ids, reason=reason)
 
 
+# --- Reviewers' decisions -------------------------------------------------------------
+# The reviewers app decides; these apply its decisions through the one rule above.
+
+
+def hash_disable(*, hash_id: int) -> Hash:
+    """Disable a hash: it is never published again until re-enabled.
+
+    A published hash is removed with reason ``disabled`` and its add redacted, as a
+    withdrawal is. Ends any review and any hold for review. Idempotent.
+    """
+    return _hash_review_set(hash_id, disabled=True, review_hold=False, under_review=False)
+
+
+def hash_enable(*, hash_id: int) -> Hash:
+    """Undo a disable: the hash is published again (a new ``add``) while a hold keeps it."""
+    return _hash_review_set(hash_id, disabled=False, review_hold=False, under_review=False)
+
+
+def hash_review_start(*, hash_id: int) -> Hash:
+    """Mark a hash under review. A published hash stays published meanwhile."""
+    return _hash_review_set(hash_id, under_review=True)
+
+
+def hash_review_end(*, hash_id: int) -> Hash:
+    """End a review without disabling: a hash held for review is released (published
+    while a hold keeps it)."""
+    return _hash_review_set(hash_id, review_hold=False, under_review=False)
+
+
+def _hash_review_set(hash_id: int, **flags: bool) -> Hash:
+    with transaction.atomic(savepoint=False):
+        list_id = Hash.objects.values_list("hash_list_id", flat=True).get(pk=hash_id)
+        locked = hash_list_lock(hash_list_id=list_id)
+        Hash.objects.filter(pk=hash_id).update(**flags)
+        _refresh_published(hash_list=locked, hash_ids=[hash_id])
+        return Hash.objects.get(pk=hash_id)
+
+
 def _holds_active(hash_ids: Sequence[int]) -> dict[int, list[str]]:
     """The origins of each hash's active holds, in the order the holds were made."""
     origins: dict[int, list[str]] = {}
@@ -194,9 +281,10 @@ def _holds_active(hash_ids: Sequence[int]) -> dict[int, list[str]]:
     return origins
 
 
-def _publishable(*, held: bool, disabled: bool) -> bool:
-    """The rule itself: published while held by an active hold and not disabled."""
-    return held and not disabled
+def _publishable(*, held: bool, disabled: bool, review_hold: bool) -> bool:
+    """The rule itself: published while held by an active hold, not disabled, and not
+    held for review. (Being under review alone changes nothing.)"""
+    return held and not disabled and not review_hold
 
 
 def _provenance(origins: Sequence[str]) -> str:
@@ -237,7 +325,7 @@ def _apply_rule(
     changed: list[Hash] = []
     republished: list[Hash] = []
     for h in loaded:
-        publish = _publishable(held=h.pk in holds, disabled=h.disabled)
+        publish = _publishable(held=h.pk in holds, disabled=h.disabled, review_hold=h.review_hold)
         if h.published != publish:
             changed.append(h)
         elif publish and h.origin not in holds[h.pk]:

@@ -12,6 +12,7 @@ from exchange.models import Feedback, FeedbackEvent, FeedbackOutcome, Partner, P
 from exchange.selectors import partner_lists
 from hashbank.algorithms import HashValueError, normalise_value
 from hashbank.models import Hash, HashList
+from hashbank.signals import hash_feedback_received
 from webapi.errors import InvalidInput
 
 
@@ -170,4 +171,7 @@ def feedback_submit(
             unique_fields=["partner", "hash"],
             update_fields=["outcome", "tags", "updated_at"],
         )
+        if current:
+            # In this transaction: whatever reviewers open from it is saved with the feedback.
+            hash_feedback_received.send(sender=Feedback, hash_ids=sorted(current))
     return results

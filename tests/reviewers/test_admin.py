@@ -71,6 +71,20 @@ def test_the_dispute_page_shows_the_signals(client, reviewer_a, disputes):
     assert "#0 add" in history and "opened: feedback" in history
 
 
+def test_auditors_see_the_dispute_but_no_hash_value(client, auditor, operator, disputes):
+    """A value lets whoever holds a file confirm it was submitted: auditors check decisions,
+    not files, so they lack hashbank.view_hash_value; operators and reviewers have it."""
+    old, _ = disputes
+    near = flip(pdq("old")["value"], 7)
+    client.force_login(auditor)
+    page = client.get(f"{QUEUE}{old.pk}/change/").content.decode()
+    assert 'id="holders">1<' in page  # the rest of the signals
+    assert pdq("old")["value"] not in page and near not in page
+    assert pdq("old")["value"][:16] not in client.get(QUEUE).content.decode()
+    client.force_login(operator)
+    assert pdq("old")["value"] in client.get(f"{QUEUE}{old.pk}/change/").content.decode()
+
+
 def test_decisions_by_button_with_four_eyes(client, reviewer_a, reviewer_b, disputes):
     old, _ = disputes
     url = f"{QUEUE}{old.pk}/decide/"

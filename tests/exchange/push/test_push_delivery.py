@@ -391,8 +391,8 @@ def run_with_deadline(action, seconds: int = 10):
 
 
 def test_push_entitlement_is_the_rule_partner_lists_applies(make_partner, receiver):
-    # delivery_entitled is that rule written in SQL (for speed); every combination
-    # of the four facts it depends on must give the same answer both ways.
+    # delivery_entitled applies partner_lists' rule from a Delivery row (and requires an
+    # active partner): every combination of the four facts gives the same answer both ways.
     partner, _ = make_partner(("adult", "minor"), webhook_url=receiver.url)
     deliveries = {d.hash_list.slug: d for d in Delivery.objects.select_related("hash_list")}
     assert set(deliveries) == {"adult", "minor"}

@@ -310,10 +310,10 @@ class _Tables:
     def probe(
         self, halves: npt.NDArray[np.uint16], words: npt.NDArray[np.uint64], radius: int
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.int64]]:
-        """(query number, row, distance) of every live row within ``radius`` of a query.
+        """(query number, row, distance) of every live row within ``radius`` of a query,
+        each once, by query then row.
 
         ``halves`` and ``words`` are the queries as (q, 16) uint16 and (q, 4) uint64 views.
-        A row may come out more than once (it can sit in several probed buckets).
         """
         t = radius // 8  # some 32-bit word is within t bits
         masks, weights = _FLIPS[t // 2]  # ...and one of its halves within t // 2 bits
@@ -341,9 +341,16 @@ class _Tables:
         if order is not None:
             j = order[half, j]
         q, flip = np.divmod(j, nm)
-        exact = off + weights[flip] <= t
-        q = q[exact]
-        rows = self.rows[pos[exact]].astype(np.intp)
+        # The word is within t bits: this half's flips and the other half's bits together.
+        # And when both halves of the word were probed close enough, keep the even one's.
+        keep = (off + weights[flip] <= t) & ~((half & 1 == 1) & (off <= t // 2))
+        # A row near a query sits in several probed buckets (one per close word): compare
+        # each (query, row) once.
+        key = np.sort(q[keep] * len(self.ids) + self.rows[pos[keep]], kind="stable")
+        first = np.ones(len(key), dtype=bool)  # np.unique, at half the cost here
+        first[1:] = key[1:] != key[:-1]
+        key = key[first]
+        q, rows = np.divmod(key, len(self.ids))
         dist = _distances(self.words[rows], words[q])
         ok = (dist <= radius) & self.alive[rows]
         return q[ok], rows[ok], dist[ok]
@@ -572,13 +579,8 @@ class PDQIndex:
             dist = np.concatenate([dist, ddist])
         if len(q) == 0:
             return [[] for _ in range(len(queries))]
-        order = np.lexsort((ids, dist, q))
+        order = np.lexsort((ids, q * (PDQ_BITS + 1) + dist))
         q, ids, dist = q[order], ids[order], dist[order]
-        # A row found through several buckets comes out once per bucket: keep one (ids are
-        # distinct, so equal (query, id) neighbours are the same row, sorted side by side).
-        first = np.ones(len(q), dtype=bool)
-        first[1:] = (q[1:] != q[:-1]) | (ids[1:] != ids[:-1])
-        q, ids, dist = q[first], ids[first], dist[first]
         bounds = np.searchsorted(q, np.arange(len(queries) + 1)).tolist()
         id_list, dist_list = ids.tolist(), dist.tolist()
         return [list(zip(id_list[a:b], dist_list[a:b], strict=True)) for a, b in pairwise(bounds)]

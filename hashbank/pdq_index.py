@@ -387,7 +387,8 @@ class _Tables:
             partner ^= np.repeat(other[a:b], block_lens)
             off = np.bitwise_count(partner)
             (keep,) = np.nonzero(off <= t)
-            probes.append(a + np.searchsorted(block_ends, keep, side="right"))
+            probe = np.repeat(_arange(b - a, np.int32), block_lens)
+            probes.append(a + probe[keep])
             offs.append(off[keep])
             positions.append(pos[keep])
         if len(probes) == 1:

@@ -96,6 +96,11 @@ def _flips(max_bits: int) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int16]
 
 
 _FLIPS: Final = [_flips(h) for h in range(_MAX_PROBED_WORD_DISTANCE // 2 + 1)]
+# A row found through an odd half whose even partner is within h bits is found through that
+# even half too: only the even half's probe keeps it (off > h), the others keep all (off > -1).
+_ODD_HALF_FLOOR: Final = [
+    np.where(np.arange(_HALVES) % 2 == 1, h, -1) for h in range(_MAX_PROBED_WORD_DISTANCE // 2 + 1)
+]
 
 
 def vectors_from_hex(values: Iterable[str]) -> Vectors:
@@ -318,19 +323,22 @@ class _Tables:
         t = radius // 8  # some 32-bit word is within t bits
         masks, weights = _FLIPS[t // 2]  # ...and one of its halves within t // 2 bits
         nq, nm = len(halves), len(masks)
-        # One probe per (half, query, flip), each half's probes in a row of ``keys``.
-        keys = (halves.T[:, :, None] ^ masks).reshape(_HALVES, nq * nm)
+        # One probe per (half, query, flip), each half's probes in a row; its bucket is
+        # half * 65536 + the query's half with the flip applied.
         others = halves.T[_PARTNER]  # (half, query): the other half of the probed word
         order = None
         if nq >= _SORT_PROBES_FROM:
             # Visiting each half's buckets in order turns scattered reads of the tables into
             # a near-sequential sweep: twice as fast for a batch, less the (radix) sort.
+            keys = (halves.T[:, :, None] ^ masks).reshape(_HALVES, nq * nm)
             order = np.argsort(keys, axis=1, kind="stable")
             keys = np.take_along_axis(keys, order, axis=1)
             other = np.take_along_axis(others, order // nm, axis=1).ravel()
+            buckets = (keys.astype(self.index_type) + self.half_base).ravel()
         else:
             other = np.repeat(others.ravel(), nm)
-        buckets = (keys.astype(self.index_type) + self.half_base).ravel()
+            based = halves.T.astype(self.index_type) + self.half_base
+            buckets = (based[:, :, None] ^ masks).ravel()
         starts = self.offsets[buckets]
         lens = self.offsets[buckets + 1] - starts
         if not lens.any():
@@ -343,7 +351,7 @@ class _Tables:
         q, flip = np.divmod(j, nm)
         # The word is within t bits: this half's flips and the other half's bits together.
         # And when both halves of the word were probed close enough, keep the even one's.
-        keep = (off + weights[flip] <= t) & ~((half & 1 == 1) & (off <= t // 2))
+        keep = (off <= t - weights[flip]) & (off > _ODD_HALF_FLOOR[t // 2][half])
         # A row near a query sits in several probed buckets (one per close word): compare
         # each (query, row) once.
         key = np.sort(q[keep] * len(self.ids) + self.rows[pos[keep]], kind="stable")

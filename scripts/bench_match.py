@@ -11,7 +11,8 @@ Each engine runs in its own process, so its memory is measured alone: RSS before
 the build (freed heap memory handed back to the OS first), and the peak during the build and
 the batches. Per engine: build time; single queries, one by one (mean
 and p99, wall clock, and the mean CPU time, which a loaded machine inflates less); and the
-same queries in batches of 1,000 (per query). Thread pools are held to one thread.
+same queries in batches of 1,000 (per query); then the same for as many random query hashes
+with nothing near them. Thread pools are held to one thread.
 
     .venv/bin/python scripts/bench_match.py
     .venv/bin/python scripts/bench_match.py --n 100000 --queries 200 --engines hashbank

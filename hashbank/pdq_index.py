@@ -234,7 +234,7 @@ class _Tables:
         n = len(vectors)
         # Positions in the tables fit in int32 below 134M hashes: half the memory traffic.
         index_type: type[np.signedinteger[Any]] = np.int32 if _HALVES * n < 2**31 else np.int64
-        halves = np.ascontiguousarray(vectors.view(np.uint16).T)  # (16, n)
+        halves = vectors.view(np.uint16)  # (n, 16); columns copied one at a time (memory)
         rows: npt.NDArray[np.signedinteger[Any]] = np.empty(_HALVES * n, dtype=index_type)
         partner = np.empty(_HALVES * n, dtype=np.uint16)
         offsets: npt.NDArray[np.signedinteger[Any]] = np.empty(
@@ -242,11 +242,13 @@ class _Tables:
         )
         offsets[0] = 0
         for s in range(_HALVES):
-            order = np.argsort(halves[s], kind="stable")  # a radix sort for 16-bit keys
+            keys = np.ascontiguousarray(halves[:, s])
+            order = np.argsort(keys, kind="stable")  # a radix sort for 16-bit keys
             rows[s * n : (s + 1) * n] = order
-            np.take(halves[_PARTNER[s]], order, out=partner[s * n : (s + 1) * n])
+            other = np.ascontiguousarray(halves[:, _PARTNER[s]])
+            np.take(other, order, out=partner[s * n : (s + 1) * n])
             bucket_ends = offsets[s * _BUCKETS + 1 : (s + 1) * _BUCKETS + 1]
-            np.cumsum(np.bincount(halves[s], minlength=_BUCKETS), out=bucket_ends)
+            np.cumsum(np.bincount(keys, minlength=_BUCKETS), out=bucket_ends)
             bucket_ends += s * n
         return cls(vectors, ids, rows, partner, offsets)
 

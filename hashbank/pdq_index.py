@@ -96,6 +96,11 @@ def _flips(max_bits: int) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int16]
 
 
 _FLIPS: Final = [_flips(h) for h in range(_MAX_PROBED_WORD_DISTANCE // 2 + 1)]
+# A row found through an odd half whose even partner is within h bits is found through that
+# even half too: only the even half's probe keeps it (off > h), the others keep all (off > -1).
+_ODD_HALF_FLOOR: Final = [
+    np.where(np.arange(_HALVES) % 2 == 1, h, -1) for h in range(_MAX_PROBED_WORD_DISTANCE // 2 + 1)
+]
 
 
 def vectors_from_hex(values: Iterable[str]) -> Vectors:
@@ -229,7 +234,7 @@ class _Tables:
         n = len(vectors)
         # Positions in the tables fit in int32 below 134M hashes: half the memory traffic.
         index_type: type[np.signedinteger[Any]] = np.int32 if _HALVES * n < 2**31 else np.int64
-        halves = np.ascontiguousarray(vectors.view(np.uint16).T)  # (16, n)
+        halves = vectors.view(np.uint16)  # (n, 16); columns copied one at a time (memory)
         rows: npt.NDArray[np.signedinteger[Any]] = np.empty(_HALVES * n, dtype=index_type)
         partner = np.empty(_HALVES * n, dtype=np.uint16)
         offsets: npt.NDArray[np.signedinteger[Any]] = np.empty(
@@ -237,11 +242,13 @@ class _Tables:
         )
         offsets[0] = 0
         for s in range(_HALVES):
-            order = np.argsort(halves[s], kind="stable")  # a radix sort for 16-bit keys
+            keys = np.ascontiguousarray(halves[:, s])
+            order = np.argsort(keys, kind="stable")  # a radix sort for 16-bit keys
             rows[s * n : (s + 1) * n] = order
-            np.take(halves[_PARTNER[s]], order, out=partner[s * n : (s + 1) * n])
+            other = np.ascontiguousarray(halves[:, _PARTNER[s]])
+            np.take(other, order, out=partner[s * n : (s + 1) * n])
             bucket_ends = offsets[s * _BUCKETS + 1 : (s + 1) * _BUCKETS + 1]
-            np.cumsum(np.bincount(halves[s], minlength=_BUCKETS), out=bucket_ends)
+            np.cumsum(np.bincount(keys, minlength=_BUCKETS), out=bucket_ends)
             bucket_ends += s * n
         return cls(vectors, ids, rows, partner, offsets)
 
@@ -310,27 +317,30 @@ class _Tables:
     def probe(
         self, halves: npt.NDArray[np.uint16], words: npt.NDArray[np.uint64], radius: int
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.int64]]:
-        """(query number, row, distance) of every live row within ``radius`` of a query.
+        """(query number, row, distance) of every live row within ``radius`` of a query,
+        each once, by query then row.
 
         ``halves`` and ``words`` are the queries as (q, 16) uint16 and (q, 4) uint64 views.
-        A row may come out more than once (it can sit in several probed buckets).
         """
         t = radius // 8  # some 32-bit word is within t bits
         masks, weights = _FLIPS[t // 2]  # ...and one of its halves within t // 2 bits
         nq, nm = len(halves), len(masks)
-        # One probe per (half, query, flip), each half's probes in a row of ``keys``.
-        keys = (halves.T[:, :, None] ^ masks).reshape(_HALVES, nq * nm)
+        # One probe per (half, query, flip), each half's probes in a row; its bucket is
+        # half * 65536 + the query's half with the flip applied.
         others = halves.T[_PARTNER]  # (half, query): the other half of the probed word
         order = None
         if nq >= _SORT_PROBES_FROM:
             # Visiting each half's buckets in order turns scattered reads of the tables into
             # a near-sequential sweep: twice as fast for a batch, less the (radix) sort.
+            keys = (halves.T[:, :, None] ^ masks).reshape(_HALVES, nq * nm)
             order = np.argsort(keys, axis=1, kind="stable")
             keys = np.take_along_axis(keys, order, axis=1)
             other = np.take_along_axis(others, order // nm, axis=1).ravel()
+            buckets = (keys.astype(self.index_type) + self.half_base).ravel()
         else:
             other = np.repeat(others.ravel(), nm)
-        buckets = (keys.astype(self.index_type) + self.half_base).ravel()
+            based = halves.T.astype(self.index_type) + self.half_base
+            buckets = (based[:, :, None] ^ masks).ravel()
         starts = self.offsets[buckets]
         lens = self.offsets[buckets + 1] - starts
         if not lens.any():
@@ -341,9 +351,16 @@ class _Tables:
         if order is not None:
             j = order[half, j]
         q, flip = np.divmod(j, nm)
-        exact = off + weights[flip] <= t
-        q = q[exact]
-        rows = self.rows[pos[exact]].astype(np.intp)
+        # The word is within t bits: this half's flips and the other half's bits together.
+        # And when both halves of the word were probed close enough, keep the even one's.
+        keep = (off <= t - weights[flip]) & (off > _ODD_HALF_FLOOR[t // 2][half])
+        # A row near a query sits in several probed buckets (one per close word): compare
+        # each (query, row) once.
+        key = np.sort(q[keep] * len(self.ids) + self.rows[pos[keep]], kind="stable")
+        first = np.ones(len(key), dtype=bool)  # np.unique, at half the cost here
+        first[1:] = key[1:] != key[:-1]
+        key = key[first]
+        q, rows = np.divmod(key, len(self.ids))
         dist = _distances(self.words[rows], words[q])
         ok = (dist <= radius) & self.alive[rows]
         return q[ok], rows[ok], dist[ok]
@@ -380,7 +397,8 @@ class _Tables:
             partner ^= np.repeat(other[a:b], block_lens)
             off = np.bitwise_count(partner)
             (keep,) = np.nonzero(off <= t)
-            probes.append(a + np.searchsorted(block_ends, keep, side="right"))
+            probe = np.repeat(_arange(b - a, np.int32), block_lens)
+            probes.append(a + probe[keep])
             offs.append(off[keep])
             positions.append(pos[keep])
         if len(probes) == 1:
@@ -572,13 +590,8 @@ class PDQIndex:
             dist = np.concatenate([dist, ddist])
         if len(q) == 0:
             return [[] for _ in range(len(queries))]
-        order = np.lexsort((ids, dist, q))
+        order = np.lexsort((ids, q * (PDQ_BITS + 1) + dist))
         q, ids, dist = q[order], ids[order], dist[order]
-        # A row found through several buckets comes out once per bucket: keep one (ids are
-        # distinct, so equal (query, id) neighbours are the same row, sorted side by side).
-        first = np.ones(len(q), dtype=bool)
-        first[1:] = (q[1:] != q[:-1]) | (ids[1:] != ids[:-1])
-        q, ids, dist = q[first], ids[first], dist[first]
         bounds = np.searchsorted(q, np.arange(len(queries) + 1)).tolist()
         id_list, dist_list = ids.tolist(), dist.tolist()
         return [list(zip(id_list[a:b], dist_list[a:b], strict=True)) for a, b in pairwise(bounds)]

@@ -1,8 +1,10 @@
 """PDQ near-matches in a partner's store (numpy; only the command line's ``match`` needs it).
 
 The distinct published PDQ values are cached next to the store as an (n, 4) uint64 array,
-``pdq-<size>-<root>.npy`` (word k = hex digits 16k..16k+15), rebuilt when the store moves to
-another log size; a query is then a vectorised XOR and popcount over the array.
+``pdq-<size>-<root>.npy`` (word k = hex digits 16k..16k+15), and indexed for near matches
+(``hashbank.pdq_index``, the bank's own index, saved as ``pdq-<size>-<root>.index/``), both
+rebuilt when the store moves to another log size; a query then reads a few buckets of the
+index rather than every row.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Final
@@ -18,24 +21,14 @@ import numpy as np
 
 from exchange.client.errors import ConfigError
 from exchange.client.store import LocalStore
+from hashbank.pdq_index import PDQIndex
 
 DEFAULT_PDQ_DISTANCE: Final = 31
 PDQ_BITS: Final = 256
-#: Rows compared per numpy step (bounds the temporary arrays).
-MATCH_CHUNK = 1 << 18
 #: Values per SQLite query while the cache is built: ~4 MiB of hex text.
 CACHE_CHUNK = 1 << 16
 
 _PDQ_HEX_RE: Final = re.compile(r"[0-9a-f]{64}")
-
-
-def _row_popcount(x: np.ndarray) -> np.ndarray:
-    counts: np.ndarray = np.bitwise_count(x).sum(axis=1, dtype=np.int32)
-    return counts
-
-
-def _pdq_words(value: str) -> np.ndarray:
-    return np.frombuffer(bytes.fromhex(value), dtype=">u8").astype(np.uint64)
 
 
 def _cache_path(store: LocalStore, size: int, root: bytes) -> Path:
@@ -48,6 +41,11 @@ def pdq_array(store: LocalStore) -> np.ndarray:
     The meta row and the values are read in one snapshot; the cache is written chunk by
     chunk, so building it takes memory for one chunk, whatever the size of the list.
     """
+    return _pdq_cache(store)[0]
+
+
+def _pdq_cache(store: LocalStore) -> tuple[np.ndarray, Path]:
+    """:func:`pdq_array`, and the cache file it was read from."""
     conn = store.conn
     conn.execute("BEGIN")
     try:
@@ -57,7 +55,7 @@ def pdq_array(store: LocalStore) -> np.ndarray:
             try:
                 cached: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
                 if cached.dtype == np.uint64 and cached.ndim == 2 and cached.shape[1] == 4:
-                    return cached
+                    return cached, path
             except (OSError, ValueError):
                 pass
         (count,) = conn.execute(
@@ -97,12 +95,39 @@ def pdq_array(store: LocalStore) -> np.ndarray:
         if old != path:
             with contextlib.suppress(OSError):
                 old.unlink()
-    return arr
+    for old in store.dir.glob("pdq-*.index"):
+        if old != _index_path(path):
+            shutil.rmtree(old, ignore_errors=True)
+    return arr, path
+
+
+def _index_path(cache: Path) -> Path:
+    return cache.with_suffix(".index")  # pdq-<size>-<root>.index/, beside the cache
+
+
+def pdq_index(store: LocalStore) -> tuple[PDQIndex, np.ndarray]:
+    """A PDQ index over :func:`pdq_array` (id i is row i), and the array.
+
+    Built and saved beside the cache the first time, then mapped from disk (milliseconds).
+    """
+    arr, cache = _pdq_cache(store)
+    path = _index_path(cache)
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        index = PDQIndex.load(path)
+        if len(index) == len(arr):
+            return index, arr
+    shutil.rmtree(path, ignore_errors=True)
+    # Word k holds hex digits 16k..16k+15: big-endian words are the hash's bytes in order.
+    vectors = np.ascontiguousarray(arr).astype(">u8").view(np.uint8).reshape(-1, 32)
+    index = PDQIndex(vectors, np.arange(len(arr)))
+    with contextlib.suppress(FileExistsError):  # another `match` saved it first
+        index.save(path)
+    return index, arr
 
 
 def refresh_pdq_cache(store: LocalStore) -> None:
-    """Build the PDQ cache for the current log size now (``match`` is then instant)."""
-    pdq_array(store)
+    """Build the PDQ cache and index for the current log size now (``match`` is then instant)."""
+    pdq_index(store)
 
 
 def pdq_matches(
@@ -117,22 +142,7 @@ def pdq_matches(
         raise ConfigError(f"a PDQ hash is 64 hex digits, not {value!r}")
     if type(max_distance) is not int or not 0 <= max_distance <= PDQ_BITS:
         raise ConfigError(f"the distance must be an integer in 0..{PDQ_BITS}")
-    arr = pdq_array(store)
-    q = _pdq_words(value)
-    hits: list[np.ndarray] = []
-    dists: list[np.ndarray] = []
-    for lo in range(0, len(arr), MATCH_CHUNK):
-        d = _row_popcount(np.bitwise_xor(arr[lo : lo + MATCH_CHUNK], q))
-        (idx,) = np.nonzero(d <= max_distance)
-        hits.append(idx + lo)
-        dists.append(d[idx])
-    if not hits:
-        return []
-    idx = np.concatenate(hits)
-    dist = np.concatenate(dists)
-    out = [
-        ("".join(f"{int(w):016x}" for w in arr[i]), int(d))
-        for i, d in zip(idx.tolist(), dist.tolist(), strict=True)
-    ]
-    out.sort(key=lambda t: (t[1], t[0]))
-    return out
+    index, arr = pdq_index(store)
+    q = np.frombuffer(bytes.fromhex(value), dtype=np.uint8)
+    # By distance, then id: the cache's rows are in value order, so then by value.
+    return [("".join(f"{int(w):016x}" for w in arr[i]), d) for i, d in index.query(q, max_distance)]

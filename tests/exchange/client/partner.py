@@ -49,9 +49,9 @@ def snapshot(state_dir: Path) -> dict[str, Any]:
     if not state_dir.exists():
         return {"exists": False}
     files = {
-        p.name: p.read_bytes()
-        for p in sorted(state_dir.iterdir())
-        if not p.name.endswith(("-wal", "-shm"))
+        str(p.relative_to(state_dir)): p.read_bytes()
+        for p in sorted(state_dir.rglob("*"))
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
     }
     rows: dict[str, list[Any]] = {}
     if (state_dir / STORE_FILE).exists():

@@ -83,7 +83,6 @@ def test_pdq_cache_built_in_chunks(
         bank.log.add(v)
     sync(config(bank, state_dir))
     monkeypatch.setattr(matching, "CACHE_CHUNK", 2)
-    monkeypatch.setattr(matching, "MATCH_CHUNK", 4)
     with LocalStore(state_dir) as store:
         arr = pdq_array(store)
         assert arr.shape == (9, 4)

@@ -89,8 +89,13 @@ class AllowlistMatch:
 def allowlist_matches(*, hashes: Sequence[Hash]) -> dict[int, AllowlistMatch]:
     """Per hash id: its closest allowlist entry within PDQ distance 31, or with an equal MD5."""
     found: dict[int, AllowlistMatch] = {}
+    # Every case is screened, and the allowlist is usually small or empty: one query says
+    # which algorithms it holds at all.
+    listed = set(AllowlistEntry.objects.values_list("algorithm", flat=True).distinct())
+    if not listed:
+        return found
     pdqs = [h for h in hashes if h.algorithm == "pdq"]
-    if pdqs and AllowlistEntry.objects.filter(algorithm="pdq").exists():
+    if pdqs and "pdq" in listed:
         index = _allowlist_index.current(AllowlistEntry.objects.filter(algorithm="pdq"))
         results = index.query_many(vectors_from_hex(h.value for h in pdqs), radius=DEFAULT_RADIUS)
         best = {h.pk: matches[0] for h, matches in zip(pdqs, results, strict=True) if matches}
@@ -103,7 +108,7 @@ def allowlist_matches(*, hashes: Sequence[Hash]) -> dict[int, AllowlistMatch]:
             if entry_id in entries:
                 found[hash_id] = AllowlistMatch(entry_id, entries[entry_id], distance)
     others = [h for h in hashes if h.algorithm != "pdq"]
-    if others and AllowlistEntry.objects.exclude(algorithm="pdq").exists():
+    if others and listed - {"pdq"}:
         values = sorted({h.value for h in others})
         exact: dict[tuple[str, str], tuple[int, str]] = {}
         # In chunks: a federated import screens many hashes at once.

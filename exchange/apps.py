@@ -18,7 +18,7 @@ def _list_access_after_grant_change(sender: Any, instance: Any, **kwargs: Any) -
 def _list_access_after_list_save(
     sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any
 ) -> None:
-    # Appends save the list row too (update_fields without this flag): skip those.
+    # Saves that leave the flag alone (update_fields without it) change no one's access.
     if update_fields is not None and "requires_explicit_grant" not in update_fields:
         return
     from exchange.models import ListGrant

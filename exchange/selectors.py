@@ -145,22 +145,33 @@ def hash_partner_counts(
     if not hash_ids:
         return {}
 
-    add_index = dict(
-        LogEntry.objects.filter(hash_list_id=hash_list_id, hash_id__in=hash_ids, op=LogEntry.Op.ADD)
-        .values("hash_id")
-        .annotate(newest=Max("index"))
-        .values_list("hash_id", "newest")
-    )
+    # The furthest each partner pulled or was pushed, in one query.
     positions: dict[int, int] = {}
-    for partner_id, position in [
-        *PartnerListState.objects.filter(hash_list_id=hash_list_id).values_list(
-            "partner_id", "last_fetch_position"
-        ),
-        *Delivery.objects.filter(hash_list_id=hash_list_id).values_list(
-            "partner_id", "acked_position"
-        ),
-    ]:
+    pulled = (
+        PartnerListState.objects.filter(hash_list_id=hash_list_id)
+        .order_by()
+        .values_list("partner_id", "last_fetch_position")
+    )
+    pushed = (
+        Delivery.objects.filter(hash_list_id=hash_list_id)
+        .order_by()
+        .values_list("partner_id", "acked_position")
+    )
+    for partner_id, position in pulled.union(pushed, all=True):
         positions[partner_id] = max(position, positions.get(partner_id, 0))
+    # Nobody has received anything yet: no need to find the hashes' adds.
+    add_index = (
+        dict(
+            LogEntry.objects.filter(
+                hash_list_id=hash_list_id, hash_id__in=hash_ids, op=LogEntry.Op.ADD
+            )
+            .values("hash_id")
+            .annotate(newest=Max("index"))
+            .values_list("hash_id", "newest")
+        )
+        if any(positions.values())
+        else {}
+    )
     blocked = dict(
         Feedback.objects.filter(hash_id__in=hash_ids, outcome=FeedbackOutcome.BLOCKED)
         .values("hash_id")

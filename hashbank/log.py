@@ -108,7 +108,12 @@ def log_append(*, hash_list: HashList, entries: Sequence[PendingEntry], timestam
     hash_list.log_size = edge.size
     hash_list.tree_edge = edge.to_json()
     hash_list.log_last_timestamp = timestamp
-    hash_list.save(update_fields=["log_size", "tree_edge", "log_last_timestamp"])
+    # An UPDATE, not save(): nothing listens to a list's head moving (log_appended says it).
+    HashList.objects.filter(pk=hash_list.pk).update(
+        log_size=hash_list.log_size,
+        tree_edge=hash_list.tree_edge,
+        log_last_timestamp=timestamp,
+    )
     log_appended_on_commit(hash_list_id=hash_list.pk)
     return first
 

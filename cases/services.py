@@ -236,18 +236,19 @@ def _attempt_give_back(*, case: Case) -> None:
 
     Only in the window it was counted in: if the window moved on meanwhile (a
     lock started by concurrent guesses), the attempt stays counted, on the safe side.
+    One statement in its own transaction: its time tells nothing (only the right PIN
+    gets here), so it waits for its commit like any other write.
     """
-    with _counting_transaction():
-        Case.objects.filter(
-            pk=case.pk,
-            failed_pin_window_start=case.failed_pin_window_start,
-            failed_pin_count__gt=0,
-        ).update(
-            failed_pin_count=F("failed_pin_count") - 1,
-            failed_pin_window_start=SqlCase(
-                When(failed_pin_count=1, then=Value(None)), default=F("failed_pin_window_start")
-            ),
-        )
+    Case.objects.filter(
+        pk=case.pk,
+        failed_pin_window_start=case.failed_pin_window_start,
+        failed_pin_count__gt=0,
+    ).update(
+        failed_pin_count=F("failed_pin_count") - 1,
+        failed_pin_window_start=SqlCase(
+            When(failed_pin_count=1, then=Value(None)), default=F("failed_pin_window_start")
+        ),
+    )
 
 
 @contextmanager

@@ -118,7 +118,8 @@ class PartnerAdmin(admin.ModelAdmin):
     list_filter = ["active", "grants__hash_list"]
     search_fields = ["name", "contact_email"]
     inlines = [ListGrantInline, PartnerListStateInline, DeliveryInline, CredentialInline]
-    actions = ["rotate_credentials", "rotate_webhook_secret", "revoke_credentials", "deactivate"]
+    actions = ["rotate_credentials", "rotate_webhook_secret", "replace_webhook_secret",
+               "revoke_credentials", "deactivate"]  # fmt: skip
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Partner]:
@@ -168,6 +169,18 @@ class PartnerAdmin(admin.ModelAdmin):
             for partner in queryset.exclude(webhook_url="")
         ]
         return _secrets_page(self.admin_site, request, issued, "New webhook secrets")
+
+    @admin.action(description="Replace the webhook secret at once (after a compromise)")
+    def replace_webhook_secret(
+        self, request: HttpRequest, queryset: QuerySet[Partner]
+    ) -> HttpResponse:
+        issued = []
+        for partner in queryset.exclude(webhook_url=""):
+            secret = webhook_secret_issue(partner=partner, revoke_previous=True)
+            issued.append((partner, {"webhook_secret": secret}))
+        return _secrets_page(
+            self.admin_site, request, issued, "New webhook secrets (the old ones no longer sign)"
+        )
 
     @admin.action(description="Revoke all credentials")
     def revoke_credentials(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:

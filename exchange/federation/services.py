@@ -43,6 +43,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from exchange import secret_box
+from exchange.client import addresses
 from exchange.client.errors import BadRemove, ConfigError, SyncError, SyncRefused
 from exchange.client.http import BankClient, normalize_base_url
 from exchange.client.verify import AddRow, verify_entries, verify_head
@@ -102,16 +103,25 @@ def own_origins() -> frozenset[str]:
 
 
 def peer_base_url_check(url: str) -> str:
-    """An absolute https URL (http only where HASHBANK_PEER_ALLOW_HTTP), normalised."""
+    """An absolute https URL (http only where HASHBANK_PEER_ALLOW_HTTP), normalised.
+
+    Its host must not be, or resolve to, an address the bank may not connect to
+    (``exchange.client.addresses``); every sync checks again, connection by connection.
+    """
     parts = urlsplit(url.strip())
     if parts.scheme == "http" and not settings.HASHBANK_PEER_ALLOW_HTTP:
         raise InvalidInput(
             "The peer's URL must use https: the token would travel unencrypted.", field="base_url"
         )
     try:
-        return normalize_base_url(url, allow_http=True)
+        normalized = normalize_base_url(url, allow_http=True)
     except ConfigError as exc:
         raise InvalidInput(str(exc).replace("--base-url", "The URL"), field="base_url") from None
+    try:
+        addresses.url_check(normalized, allow_private=settings.HASHBANK_WEBHOOK_ALLOW_PRIVATE)
+    except ValueError as exc:
+        raise InvalidInput(f"The peer's URL is refused: {exc}.", field="base_url") from None
+    return normalized
 
 
 def peer_vkeys_check(vkeys: Sequence[str], *, remote_list: str) -> list[str]:
@@ -339,6 +349,7 @@ def _sync_leased(peer_id: int, lease: datetime) -> PeerSyncResult:
                 timeout=settings.HASHBANK_PEER_TIMEOUT_S,
                 retries=CLIENT_RETRIES,
                 backoff=CLIENT_BACKOFF,
+                allow_private=settings.HASHBANK_WEBHOOK_ALLOW_PRIVATE,
             ) as client,
             tempfile.TemporaryFile("w+", encoding="utf-8") as spool_file,
         ):

@@ -31,6 +31,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from exchange import secret_box, webhook_signing
+from exchange.client import addresses
 from exchange.models import Delivery, Partner
 from exchange.selectors import delivery_entitled, entries_json_text, partner_lists
 from exchange.ttl_cache import TtlCache
@@ -41,16 +42,21 @@ from webapi.errors import InvalidInput
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
 
 
-def webhook_secret_issue(*, partner: Partner) -> str:
+def webhook_secret_issue(*, partner: Partner, revoke_previous: bool = False) -> str:
     """Give the partner a new ``whsec_`` secret, returned once.
 
     The old one keeps co-signing for a grace period, so the partner can switch
-    without losing a message.
+    without losing a message; ``revoke_previous`` (after a compromise) drops it
+    at once, along with any older one still in its grace period: from the
+    next message on, only the new secret signs.
     """
     secret = webhook_signing.new_secret()
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
-        if locked.webhook_secret_sealed:
+        if revoke_previous:
+            locked.webhook_previous_sealed = ""
+            locked.webhook_previous_until = None
+        elif locked.webhook_secret_sealed:
             locked.webhook_previous_sealed = _reseal(locked.webhook_secret_sealed, locked.pk)
             locked.webhook_previous_until = timezone.now() + PREVIOUS_SECRET_GRACE
         locked.webhook_secret_sealed = secret_box.seal(secret, purpose=f"webhook:{locked.pk}")
@@ -73,26 +79,36 @@ def _reseal(sealed: str, partner_id: int) -> str:
 
 
 def webhook_url_check(url: str) -> str:
-    """A webhook URL must be absolute http(s); plain http only where allowed (development)."""
+    """A webhook URL must be absolute http(s); plain http only where allowed (development).
+
+    Its host must not be, or resolve to, an address the bank may not send to
+    (``exchange.client.addresses``); sending checks again, connection by connection.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidInput("The webhook URL must be an absolute https:// URL.", field="webhook_url")
     if parts.scheme == "http" and not settings.HASHBANK_WEBHOOK_ALLOW_HTTP:
         raise InvalidInput("The webhook URL must use https.", field="webhook_url")
+    try:
+        addresses.url_check(url, allow_private=settings.HASHBANK_WEBHOOK_ALLOW_PRIVATE)
+    except ValueError as exc:
+        raise InvalidInput(f"The webhook URL is refused: {exc}.", field="webhook_url") from None
     return url
 
 
-def partner_webhook_set(*, partner: Partner, url: str, start_at_end: bool = False) -> str:
+def partner_webhook_set(
+    *, partner: Partner, url: str, start_at_end: bool = False, revoke_previous: bool = False
+) -> str:
     """Point the partner's pushes at ``url`` with a fresh secret (returned once).
 
     Delivery starts from the beginning of each list the partner may read, so
     push alone gives a complete copy; ``start_at_end`` skips the history for a
-    partner that already pulled it.
+    partner that already pulled it. ``revoke_previous``: see ``webhook_secret_issue``.
     """
     webhook_url_check(url)
     partner.webhook_url = url
     partner.save(update_fields=["webhook_url"])
-    secret = webhook_secret_issue(partner=partner)
+    secret = webhook_secret_issue(partner=partner, revoke_previous=revoke_previous)
     deliveries_ensure()
     if start_at_end:
         for fresh in Delivery.objects.filter(partner=partner, acked_position=0).select_related(
@@ -352,8 +368,10 @@ def _post(partner: Partner, webhook_id: str, body: bytes) -> str | None:
     headers["Content-Type"] = "application/json"
     headers["User-Agent"] = "hashbank-webhooks/1"
     try:
-        response = requests.post(
+        # Connects only to an allowed address, resolved once (exchange.client.addresses).
+        response = addresses.guarded_post(
             url,
+            allow_private=settings.HASHBANK_WEBHOOK_ALLOW_PRIVATE,
             data=body,
             headers=headers,
             timeout=settings.HASHBANK_WEBHOOK_TIMEOUT_S,

@@ -520,9 +520,10 @@ def _refused(
 class _Spool:
     """The ``EntryStore`` (``exchange.client.verify``) of a peer's sync, spooled to a file.
 
-    Written in batches of about ``IMPORT_BATCH`` entries, one JSON line ``[adds, redacted
-    indexes, removes]`` each, for ``_PeerImport`` to apply once everything verified.
-    Whether a remove names a live add is checked then (``BadRemove``).
+    Written in batches of ``HASHBANK_PEER_IMPORT_BATCH`` entries, one JSON line ``[adds,
+    redacted indexes, removes]`` each, covering consecutive indexes, for ``_PeerImport`` to
+    apply, one transaction per line, once everything verified. Whether a remove names a live
+    add is checked then (``BadRemove``).
     """
 
     def __init__(self, file: IO[str], *, start: int) -> None:
@@ -532,33 +533,24 @@ class _Spool:
         self._adds: list[AddRow] = []
         self._redacted: list[int] = []
         self._removes: list[tuple[int, int, str]] = []
-        self._pending = 0
         # Removes of adds imported by earlier syncs, (index, removed index): what a stopped
         # peer's alert calls pending.
         self.removes_of_imported: list[tuple[int, int]] = []
 
-    def _full(self) -> bool:
-        return self._pending >= self.batch
-
     def add_many(self, rows: list[AddRow]) -> None:
         self._adds.extend(rows)
-        self._pending += len(rows)
-        if self._full():
-            self.flush()
+        self._cut()
 
     def add_redacted(self, index: int) -> None:
         # Not a point to cut a batch at: the verifier may still hold earlier adds (it hands
-        # them over in bulk), which must not land in a later batch than this index.
+        # them over a page at a time), which must not land in a later batch than this index.
         self._redacted.append(index)
-        self._pending += 1
 
     def remove(self, index: int, removes: int, reason: str) -> bool:
         self._removes.append((index, removes, reason))
         if removes < self.start:
             self.removes_of_imported.append((index, removes))
-        self._pending += 1
-        if self._full():
-            self.flush()
+        self._cut()
         return True
 
     def pending_removes(self, peer_id: int) -> int:
@@ -571,11 +563,31 @@ class _Spool:
         )
         return sum(1 for i, j in self.removes_of_imported if i >= (applied or 0) and j in live)
 
+    def _cut(self) -> None:
+        """Write full batches. Called when every entry up to the newest one has been handed
+        over (the verifier passes its adds before a remove, and a page's at its end)."""
+        while len(self._adds) + len(self._redacted) + len(self._removes) >= self.batch:
+            indexes = sorted(
+                [row[0] for row in self._adds] + self._redacted + [r[0] for r in self._removes]
+            )
+            self._write(below=indexes[self.batch - 1] + 1)
+
     def flush(self) -> None:
         if self._adds or self._redacted or self._removes:
-            self.file.write(json.dumps([self._adds, self._redacted, self._removes]) + "\n")
-            self._adds, self._redacted, self._removes = [], [], []
-            self._pending = 0
+            self._write(below=None)
+
+    def _write(self, *, below: int | None) -> None:
+        def cut(items: list[Any], index: Any) -> list[Any]:
+            taken = [x for x in items if below is None or index(x) < below]
+            items[:] = [x for x in items if below is not None and index(x) >= below]
+            return taken
+
+        line = [
+            cut(self._adds, lambda row: row[0]),
+            cut(self._redacted, lambda i: i),
+            cut(self._removes, lambda row: row[0]),
+        ]
+        self.file.write(json.dumps(line) + "\n")
 
 
 class _PeerImport:

@@ -197,6 +197,22 @@ REFUSED = [
         id="argon2-memory-malformed",
     ),
     pytest.param({"DATABASE_URL": "notaurl"}, "DATABASE_URL", id="malformed-database-url"),
+    pytest.param(
+        {"HASHBANK_PEER_SYNC_MAX_S": "900"}, "HASHBANK_PEER_SYNC_MAX_S", id="sync-outlasts-lease"
+    ),
+    pytest.param(
+        {"HASHBANK_PEER_SYNC_MAX_ENTRIES": "0"},
+        "HASHBANK_PEER_SYNC_MAX_ENTRIES",
+        id="sync-max-entries-zero",
+    ),
+    pytest.param(
+        {"HASHBANK_PEER_IMPORT_BATCH": "many"}, "HASHBANK_PEER_IMPORT_BATCH", id="batch-malformed"
+    ),
+    pytest.param(
+        {"HASHBANK_WEBHOOK_ALLOW_PRIVATE": "perhaps"},
+        "HASHBANK_WEBHOOK_ALLOW_PRIVATE",
+        id="allow-private-malformed",
+    ),
 ]
 
 

@@ -317,3 +317,86 @@ def test_a_rotation_can_drop_the_old_secret_at_once(make_partner, receiver, oper
     partner.refresh_from_db()
     (only,) = webhook_secrets(partner)
     assert only in page.content.decode() and only != out["webhook_secret"]
+
+
+# --- TLS over the checked address still checks the hostname -----------------------------
+
+
+def _certificate(tmp_path: Any, name: str) -> tuple[str, str]:
+    """A self-signed certificate for ``name``: (cert file, key file)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+@pytest.mark.parametrize(("served_name", "ok"), [("hooks.tls.test", True), ("other.test", False)])
+def test_https_over_the_checked_address_verifies_the_hostnames_certificate(
+    tmp_path, dns, served_name, ok
+):
+    import ssl
+
+    import requests
+
+    from exchange.client.addresses import guarded_post
+
+    cert, key = _certificate(tmp_path, served_name)
+    sni: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: sni.append(name)  # type: ignore[assignment]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    dns["hooks.tls.test"] = ["127.0.0.1"]
+    url = f"https://hooks.tls.test:{server.server_address[1]}/hook"
+    try:
+        if ok:
+            response = guarded_post(url, allow_private=True, data=b"{}", verify=cert, timeout=5)
+            assert response.status_code == 204
+        else:
+            with pytest.raises(requests.exceptions.SSLError):
+                guarded_post(url, allow_private=True, data=b"{}", verify=cert, timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sni and sni[0] == "hooks.tls.test"

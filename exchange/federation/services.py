@@ -397,7 +397,7 @@ def _sync_leased(peer_id: int, lease: datetime) -> PeerSyncResult:
                     last_sync_at=started, last_success_at=started, last_error=""
                 )
                 return PeerSyncResult(peer.name, "up_to_date", old_size, old_size)
-            spool = _Spool(spool_file, start=old_size)
+            spool = _Spool(spool_file)
             verify_entries(
                 client,
                 peer.remote_list,
@@ -526,16 +526,15 @@ class _Spool:
     add is checked then (``BadRemove``).
     """
 
-    def __init__(self, file: IO[str], *, start: int) -> None:
+    def __init__(self, file: IO[str]) -> None:
         self.file = file
-        self.start = start
         self.batch = settings.HASHBANK_PEER_IMPORT_BATCH
         self._adds: list[AddRow] = []
         self._redacted: list[int] = []
         self._removes: list[tuple[int, int, str]] = []
-        # Removes of adds imported by earlier syncs, (index, removed index): what a stopped
-        # peer's alert calls pending.
-        self.removes_of_imported: list[tuple[int, int]] = []
+        # Every remove, (index, removed index): those of imported adds that were not applied
+        # are what a stopped peer's alert calls pending.
+        self.removes_seen: list[tuple[int, int]] = []
 
     def add_many(self, rows: list[AddRow]) -> None:
         self._adds.extend(rows)
@@ -548,8 +547,7 @@ class _Spool:
 
     def remove(self, index: int, removes: int, reason: str) -> bool:
         self._removes.append((index, removes, reason))
-        if removes < self.start:
-            self.removes_of_imported.append((index, removes))
+        self.removes_seen.append((index, removes))
         self._cut()
         return True
 
@@ -561,7 +559,7 @@ class _Spool:
                 "remote_index", flat=True
             )
         )
-        return sum(1 for i, j in self.removes_of_imported if i >= (applied or 0) and j in live)
+        return sum(1 for i, j in self.removes_seen if i >= (applied or 0) and j in live)
 
     def _cut(self) -> None:
         """Write full batches. Called when every entry up to the newest one has been handed

@@ -376,6 +376,11 @@ if HASHBANK_WEBHOOK_LEASE_S <= HASHBANK_WEBHOOK_TIMEOUT_S:
         "HASHBANK_WEBHOOK_LEASE_S must be larger than HASHBANK_WEBHOOK_TIMEOUT_S"
     )
 
+# Webhooks and peers may be sent to only at public addresses, checked when the
+# URL is set and on every connection (exchange/client/addresses.py). On, this
+# allows loopback and private ones (never cloud metadata): development, tests.
+HASHBANK_WEBHOOK_ALLOW_PRIVATE = envbool("HASHBANK_WEBHOOK_ALLOW_PRIVATE", False)
+
 # Federation: importing peer banks' lists (exchange.federation).
 HASHBANK_PEER_ALLOW_HTTP = envbool("HASHBANK_PEER_ALLOW_HTTP", DEBUG)
 HASHBANK_PEER_TIMEOUT_S = envint("HASHBANK_PEER_TIMEOUT_S", 30, minimum=1)
@@ -384,6 +389,18 @@ HASHBANK_PEER_TIMEOUT_S = envint("HASHBANK_PEER_TIMEOUT_S", 30, minimum=1)
 HASHBANK_PEER_LEASE_S = envint("HASHBANK_PEER_LEASE_S", 900, minimum=1)
 if HASHBANK_PEER_LEASE_S <= HASHBANK_PEER_TIMEOUT_S:
     raise ImproperlyConfigured("HASHBANK_PEER_LEASE_S must be larger than HASHBANK_PEER_TIMEOUT_S")
+# One sync imports at most this many entries and stops starting new work after
+# this many seconds; the next beat continues where it stopped. Each batch of
+# the import is its own short transaction, so a case on the same list waits at
+# most one batch (HASHBANK_PEER_IMPORT_BATCH entries).
+HASHBANK_PEER_SYNC_MAX_ENTRIES = envint("HASHBANK_PEER_SYNC_MAX_ENTRIES", 200_000, minimum=1)
+HASHBANK_PEER_SYNC_MAX_S = envint("HASHBANK_PEER_SYNC_MAX_S", 300, minimum=1)
+HASHBANK_PEER_IMPORT_BATCH = envint("HASHBANK_PEER_IMPORT_BATCH", 1000, minimum=1)
+if HASHBANK_PEER_SYNC_MAX_S + HASHBANK_PEER_TIMEOUT_S >= HASHBANK_PEER_LEASE_S:
+    # The last request may start just before the deadline: the lease must outlast it.
+    raise ImproperlyConfigured(
+        "HASHBANK_PEER_SYNC_MAX_S + HASHBANK_PEER_TIMEOUT_S must be less than HASHBANK_PEER_LEASE_S"
+    )
 
 # Reviewers (reviewers/): a hash is disputed once this many distinct partners
 # report it not blocked.

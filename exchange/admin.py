@@ -118,7 +118,8 @@ class PartnerAdmin(admin.ModelAdmin):
     list_filter = ["active", "grants__hash_list"]
     search_fields = ["name", "contact_email"]
     inlines = [ListGrantInline, PartnerListStateInline, DeliveryInline, CredentialInline]
-    actions = ["rotate_credentials", "rotate_webhook_secret", "revoke_credentials", "deactivate"]
+    actions = ["rotate_credentials", "rotate_webhook_secret", "replace_webhook_secret",
+               "revoke_credentials", "deactivate"]  # fmt: skip
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Partner]:
@@ -173,6 +174,21 @@ class PartnerAdmin(admin.ModelAdmin):
             for partner in queryset.exclude(webhook_url="")
         ]
         return _secrets_page(self.admin_site, request, issued, "New webhook secrets")
+
+    @admin.action(
+        description="Replace the webhook secret at once (after a compromise)",
+        permissions=["change"],
+    )
+    def replace_webhook_secret(
+        self, request: HttpRequest, queryset: QuerySet[Partner]
+    ) -> HttpResponse:
+        issued = []
+        for partner in queryset.exclude(webhook_url=""):
+            secret = webhook_secret_issue(partner=partner, revoke_previous=True)
+            issued.append((partner, {"webhook_secret": secret}))
+        return _secrets_page(
+            self.admin_site, request, issued, "New webhook secrets (the old ones no longer sign)"
+        )
 
     @admin.action(description="Revoke all credentials", permissions=["change"])
     def revoke_credentials(self, request: HttpRequest, queryset: QuerySet[Partner]) -> None:
@@ -315,7 +331,7 @@ class PeerAdmin(admin.ModelAdmin):
                     "last_success_at", "short_error"]  # fmt: skip
     list_filter = ["stopped", "active", "local_list"]
     search_fields = ["name", "base_url"]
-    actions = ["sync_now", "resume", "unsubscribe"]
+    actions = ["sync_now", "resume", "unpublish_imports", "unsubscribe"]
     readonly_fields = ["alert_box", "origin", "size", "root", "imported", "last_sync_at",
                        "last_success_at", "last_error", "checkpoint", "created_at"]  # fmt: skip
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
@@ -348,8 +364,17 @@ class PeerAdmin(admin.ModelAdmin):
         )
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        for peer in Peer.objects.filter(stopped=True, active=True):
-            self.message_user(request, f"Peer {peer.name}: {peer.alert}", messages.ERROR)
+        stopped = Peer.objects.filter(stopped=True, active=True).annotate(
+            imported_count=Count("entries", filter=Q(entries__hash__isnull=False))
+        )
+        for peer in stopped:
+            held = (
+                f" {peer.imported_count} hashes it imported stay published while it is "
+                "stopped: its removals can't arrive."
+                if peer.imported_count
+                else ""
+            )
+            self.message_user(request, f"Peer {peer.name}: {peer.alert}{held}", messages.ERROR)
         return super().changelist_view(request, extra_context)
 
     def save_model(self, request: HttpRequest, obj: Peer, form: Any, change: bool) -> None:
@@ -420,6 +445,32 @@ class PeerAdmin(admin.ModelAdmin):
             f"Resumed: {', '.join(resumed)}. They sync at the next beat, or use “Sync now”."
             if resumed
             else "None of these peers was stopped.",
+        )
+
+    @admin.action(
+        description="Unpublish what it imported (when stopped with removals pending)…",
+        permissions=["change"],
+    )
+    def unpublish_imports(
+        self, request: HttpRequest, queryset: QuerySet[Peer]
+    ) -> HttpResponse | None:
+        if "confirm" in request.POST:
+            for peer in queryset:
+                released = federation.peer_imports_unpublish(peer_id=peer.pk)
+                self.message_user(
+                    request, f"{peer.name}: {released} hashes unpublished; it stays stopped."
+                )
+            return None
+        chosen = self.get_queryset(request).filter(pk__in=queryset.values("pk"))
+        return TemplateResponse(
+            request,
+            "admin/exchange/peer_unpublish.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Unpublish what these peers imported?",
+                "peers": [(peer, self.imported(peer)) for peer in chosen],
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
         )
 
     @admin.action(

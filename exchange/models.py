@@ -314,6 +314,11 @@ class Peer(models.Model):
     )
     active = models.BooleanField(default=True, help_text="Inactive peers are not synced.")
     size = models.BigIntegerField(default=0, editable=False, help_text="Verified log size.")
+    # How far the peer's log is applied locally. A sync imports in batches, each
+    # its own transaction (exchange.federation), so this runs ahead of ``size``
+    # while an import is under way, or was cut short: the next sync, verifying
+    # again from ``size``, skips what is applied already.
+    applied_size = models.BigIntegerField(default=0, editable=False)
     root = models.CharField(max_length=44, blank=True, editable=False)
     edge = models.JSONField(default=dict, editable=False)
     checkpoint = models.TextField(blank=True, editable=False)

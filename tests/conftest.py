@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -41,6 +43,15 @@ def _no_auth_cache(settings: Any) -> None:
     grant_cache_clear()
     checkpoint_cache_clear()
     deliveries_memo_clear()
+
+
+@pytest.fixture(autouse=True)
+def _local_receivers(settings: Any) -> None:
+    """Test receivers and peer banks listen on 127.0.0.1, which production refuses.
+
+    tests/exchange/test_outbound_addresses.py turns it off again to check the refusals.
+    """
+    settings.HASHBANK_WEBHOOK_ALLOW_PRIVATE = True
 
 
 @pytest.fixture
@@ -134,3 +145,24 @@ def in_process_tasks(settings: Any) -> Any:
     settings.CELERY_TASK_ALWAYS_EAGER = True
     yield
     app.conf.task_always_eager = previous
+
+
+@contextlib.contextmanager
+def log_rewritable() -> Iterator[None]:
+    """For tests that move log timestamps: lift the append-only trigger meanwhile.
+
+    PostgreSQL refuses any change to the log but redaction
+    (``hashbank/migrations/0012_log_append_only.py``); a test that simulates the
+    passing of time by rewriting timestamps switches ordinary triggers off
+    meanwhile, as a superuser can (the tests' role is one; the app's is not).
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = DEFAULT")

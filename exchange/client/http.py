@@ -6,6 +6,11 @@ their body, waiting the exponential backoff or the server's ``Retry-After``, bot
 Answers are read in chunks up to a cap, so a broken or hostile server cannot make the client
 hold more than ``MAX_PAGE_BYTES``. Nothing here verifies what was served: see
 :mod:`exchange.client.verify`.
+
+Redirects are not followed, by the CLI or by federation: the API lives at one base URL, a
+3xx is reported with its ``Location`` so the operator fixes ``--base-url``, and a bank's
+federation cannot be bounced to an address it would not connect to (with ``allow_private``
+set, every connection also passes :mod:`exchange.client.addresses`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from urllib3.exceptions import InvalidHeader, MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
 from exchange.client import PROG, VERSION
+from exchange.client.addresses import GuardedAdapter, guarded_session
 from exchange.client.errors import AuthError, ConfigError, MalformedResponse, NotFound, ServerError
 from exchange.client.wire import short, unb64
 from hashbank import tlog
@@ -133,15 +139,25 @@ class BankClient:
         retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
         max_retry_after: int = MAX_RETRY_AFTER,
+        allow_private: bool | None = None,
     ) -> None:
+        """``allow_private``: None connects anywhere (a partner's CLI, on its own network);
+        True or False connects only where ``addresses.address_allowed`` says (a bank
+        federating: ``HASHBANK_WEBHOOK_ALLOW_PRIVATE``), ignoring proxy variables."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
-        self.session = requests.Session()
         self._retry = retry_policy(retries=retries, backoff=backoff, max_wait=max_retry_after)
-        adapter = HTTPAdapter(max_retries=self._retry)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        if allow_private is None:
+            self.session = requests.Session()
+            adapter = HTTPAdapter(max_retries=self._retry)
+            self.session.mount("https://", adapter)
+            self.session.mount("http://", adapter)
+        else:
+            self.session = guarded_session(
+                allow_private=allow_private,
+                adapter=GuardedAdapter(allow_private=allow_private, max_retries=self._retry),
+            )
         self._headers = {"User-Agent": f"{PROG}/{VERSION}"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -175,7 +191,7 @@ class BankClient:
         retry = self._retry
         while True:
             try:
-                status, body = self._get_once(url, params, headers, max_bytes, shown)
+                status, body, location = self._get_once(url, params, headers, max_bytes, shown)
                 break
             except _BrokenBody as exc:
                 try:
@@ -204,6 +220,13 @@ class BankClient:
             )
         if status == 404:
             raise NotFound(f"{not_found} (HTTP 404 from {shown})", status=status, url=shown)
+        if 300 <= status < 400:
+            raise ServerError(
+                f"GET {shown}: HTTP {status}, a redirect to {location or '(no Location)'}, "
+                "not followed: set the base URL to where the API really is",
+                status=status,
+                url=shown,
+            )
         raise ServerError(
             f"GET {shown}: HTTP {status}" + (f": {excerpt}" if excerpt else ""),
             status=status,
@@ -217,14 +240,19 @@ class BankClient:
         headers: dict[str, str],
         max_bytes: int,
         shown: str,
-    ) -> tuple[int, bytes]:
-        """One GET (retried by urllib3 until its headers arrive): ``(status, body)``.
+    ) -> tuple[int, bytes, str]:
+        """One GET (retried by urllib3 until its headers arrive): ``(status, body, Location)``.
 
         The body of an error answer is read up to ``MAX_ERROR_BYTES``, to quote it.
         """
         try:
             resp = self.session.get(
-                url, params=params, headers=headers, timeout=self.timeout, stream=True
+                url,
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+                stream=True,
+                allow_redirects=False,
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ServerError(
@@ -236,10 +264,11 @@ class BankClient:
             raise ServerError(f"GET {shown} failed: {exc}", url=shown) from None
         with resp:
             status = resp.status_code
+            location = resp.headers.get("Location", "")[:300]
             try:
                 if status == 200:
-                    return status, _read(resp, max_bytes, shown)
-                return status, _read(resp, MAX_ERROR_BYTES, shown, truncate=True)
+                    return status, _read(resp, max_bytes, shown), location
+                return status, _read(resp, MAX_ERROR_BYTES, shown, truncate=True), location
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 raise _BrokenBody(f"{type(exc).__name__}: {exc}") from None
             except requests.RequestException as exc:

@@ -10,6 +10,7 @@ what a mismatch means and refuses.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -167,6 +168,8 @@ def verify_entries(
     page_size: int = DEFAULT_PAGE_SIZE,
     prefetch: int = 2,
     on_page: Callable[[int, int], None] | None = None,
+    end: int | None = None,
+    deadline: float | None = None,
 ) -> EntryCounts:
     """Fetch, verify and store the entries from ``edge.size`` up to the checkpoint's size.
 
@@ -176,12 +179,18 @@ def verify_entries(
     place), and the recomputed root must be the checkpoint's. Entries go to ``store`` as they
     are verified, so the caller commits the store's transaction only if this returns.
     ``on_page(start, count)`` is called before each page is applied.
+
+    A sync may stop early (a peer bank caps each one): at ``end`` entries, or at the first
+    page boundary past ``deadline`` (a ``time.monotonic()`` value). The tree verified then is
+    smaller than the checkpoint's, and a consistency proof from it to the checkpoint shows
+    that it is a prefix of the signed tree, so ``edge`` is a verified state to continue from.
     """
     cp = checkpoint
     old_size = edge.size
-    applier = _Applier(store, edge, cp.size)
+    target = cp.size if end is None else max(old_size, min(end, cp.size))
+    applier = _Applier(store, edge, target)
     verified = {note: cp}
-    pages = client.pages(slug, old_size, cp.size, page_size, prefetch)
+    pages = client.pages(slug, old_size, target, page_size, prefetch)
     try:
         for start, page in pages:
             entries = _check_page(page, start, cp, verifiers, origin, verified)
@@ -190,19 +199,47 @@ def verify_entries(
             if on_page is not None:
                 on_page(start, len(entries))
             applier.apply(start, entries)
+            if deadline is not None and edge.size < target and time.monotonic() >= deadline:
+                target = edge.size  # out of time: stop at this page's end
+                break
     finally:
         pages.close()  # stops the download thread at once, even on errors
-    if edge.size != cp.size:  # pragma: no cover - pages stop only at the end
+    if edge.size != target:  # pragma: no cover - pages stop only at the end
         raise MissingOrReorderedEntries(
-            f"the entries stop at index {edge.size}, the checkpoint has size {cp.size}"
+            f"the entries stop at index {edge.size}, the sync was to reach {target}"
         )
-    if edge.root() != cp.root:
+    if edge.size < cp.size:
+        _verify_prefix(client, slug, old_size, edge, cp)
+    elif edge.root() != cp.root:
         raise RootMismatch(
             f"the entries {old_size}..{cp.size - 1} give the root "
             f"{b64(edge.root())}, but the checkpoint says {b64(cp.root)}: an entry "
             "or a redacted leaf_hash in that range was altered"
         )
     return EntryCounts(added=applier.added, removed=applier.removed, redacted=applier.redacted)
+
+
+def _verify_prefix(
+    client: BankClient, slug: str, old_size: int, edge: tlog.RightEdge, cp: tlog.Checkpoint
+) -> None:
+    """The entries up to ``edge.size`` (< the checkpoint's size) are the signed tree's first."""
+    if edge.size == 0:
+        return
+    proof = client.consistency(slug, edge.size, cp.size)
+    try:
+        tlog.verify_consistency(
+            old_size=edge.size,
+            new_size=cp.size,
+            old_root=edge.root(),
+            new_root=cp.root,
+            proof=proof,
+        )
+    except tlog.ProofError as exc:
+        raise RootMismatch(
+            f"the entries {old_size}..{edge.size - 1} give the root {b64(edge.root())}, "
+            f"which is not a prefix of the checkpoint at size {cp.size} ({exc}): an entry "
+            "or a redacted leaf_hash in that range was altered"
+        ) from None
 
 
 def _check_page(

@@ -3,10 +3,14 @@
 A ``Peer`` subscribes one local list to one list of another bank. ``peer_sync`` runs the
 partner client's own verification (``exchange.client.verify.verify_head`` and
 ``verify_entries``: pinned keys, no rollback, no fork, every leaf, the root), spooling what
-it verified to a temporary file; only once everything verified does it import, in one
-transaction with the new verified state on the ``Peer`` row: all of a sync or nothing. So
-no database transaction (nor the local list's lock, which case submissions need) is held
-while the peer is being downloaded.
+it verified to a temporary file; only once everything verified does it import, batch by
+batch (``HASHBANK_PEER_IMPORT_BATCH`` entries), each batch in its own short transaction that
+also records how far the import got (``Peer.applied_size``), and the new verified state last.
+So no transaction (nor the local list's lock, which case submissions need) is held while the
+peer is downloaded, and a case on the same list waits for one batch at most. One sync takes at
+most ``HASHBANK_PEER_SYNC_MAX_ENTRIES`` entries and stops starting new work after
+``HASHBANK_PEER_SYNC_MAX_S``; what it verified is then proved a prefix of the signed tree
+(``verify_entries``), and the next sync continues from there.
 
 * An ``add`` is held for the peer (``Peer.holder``) with its provenance: the
   origin it names, or the peer's list origin when it names none. Holds make the
@@ -17,9 +21,12 @@ while the peer is being downloaded.
   rule of ``hashbank.services`` (an add names an import's origin only while no local holder
   keeps it), two banks that import each other never hand a hash back and forth.
 * A sync the client would refuse (``SyncRefused``: bad signature, unknown key, fork,
-  rollback, root mismatch, tampered entry) is rolled back, then the peer is ``stopped`` with
-  an ``alert`` for operators; what was imported before stays. A stopped peer is not synced
-  until an operator resumes it. Network and HTTP errors are only recorded and retried.
+  rollback, root mismatch, tampered entry) stops the peer with an ``alert`` for operators;
+  what was imported before stays (batches of verified entries an import applied before a
+  bad remove included). A stopped peer is not synced until an operator resumes it, so
+  removals made at its origin meanwhile don't arrive: the alert counts those the refused
+  download carried, and ``peer_imports_unpublish`` lets an operator unpublish what the peer
+  imported. Network and HTTP errors are only recorded and retried.
 * One sync per peer at a time: a lease taken with a conditional UPDATE, and the peer's row
   locked by the import transaction.
 """
@@ -31,6 +38,7 @@ import json
 import logging
 import re
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -39,10 +47,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from exchange import secret_box
+from exchange.client import addresses
 from exchange.client.errors import BadRemove, ConfigError, SyncError, SyncRefused
 from exchange.client.http import BankClient, normalize_base_url
 from exchange.client.verify import AddRow, verify_entries, verify_head
@@ -55,8 +64,6 @@ from webapi.errors import Conflict, InvalidInput
 
 logger = logging.getLogger(__name__)
 
-#: Entries imported per ``hashes_hold`` call (and removes applied per batch).
-IMPORT_BATCH = 2000
 #: Pages the download thread may fetch ahead while a page is imported.
 PREFETCH_PAGES = 1
 #: Retries of a failed request within one sync (then the next beat tries again).
@@ -69,9 +76,11 @@ _SLUG_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 class PeerSyncResult:
     """What one sync of one peer did.
 
-    ``status``: ``ok`` (new entries verified and applied), ``up_to_date``, ``busy``
-    (another worker holds the peer), ``stopped`` (waiting for an operator), ``inactive``,
-    ``refused`` (this sync stopped the peer) or ``error`` (network/HTTP/local; retried).
+    ``status``: ``ok`` (new entries verified and applied), ``partial`` (as ``ok``, but a cap
+    on entries or time stopped it before the peer's checkpoint; the next sync continues),
+    ``up_to_date``, ``busy`` (another worker holds the peer), ``stopped`` (waiting for an
+    operator), ``inactive``, ``refused`` (this sync stopped the peer) or ``error``
+    (network/HTTP/local; retried).
     """
 
     peer: str
@@ -102,16 +111,25 @@ def own_origins() -> frozenset[str]:
 
 
 def peer_base_url_check(url: str) -> str:
-    """An absolute https URL (http only where HASHBANK_PEER_ALLOW_HTTP), normalised."""
+    """An absolute https URL (http only where HASHBANK_PEER_ALLOW_HTTP), normalised.
+
+    Its host must not be, or resolve to, an address the bank may not connect to
+    (``exchange.client.addresses``); every sync checks again, connection by connection.
+    """
     parts = urlsplit(url.strip())
     if parts.scheme == "http" and not settings.HASHBANK_PEER_ALLOW_HTTP:
         raise InvalidInput(
             "The peer's URL must use https: the token would travel unencrypted.", field="base_url"
         )
     try:
-        return normalize_base_url(url, allow_http=True)
+        normalized = normalize_base_url(url, allow_http=True)
     except ConfigError as exc:
         raise InvalidInput(str(exc).replace("--base-url", "The URL"), field="base_url") from None
+    try:
+        addresses.url_check(normalized, allow_private=settings.HASHBANK_WEBHOOK_ALLOW_PRIVATE)
+    except ValueError as exc:
+        raise InvalidInput(f"The peer's URL is refused: {exc}.", field="base_url") from None
+    return normalized
 
 
 def peer_vkeys_check(vkeys: Sequence[str], *, remote_list: str) -> list[str]:
@@ -232,14 +250,40 @@ def peer_unsubscribe(*, peer_id: int) -> int:
     forgets its entries and verified state, and deactivates it: reactivated, it imports the
     whole list again. Returns how many hashes it released.
     """
+    released = _imports_release(peer_id, active=False, stopped=False, alert="")
+    logger.warning("peer %s unsubscribed: %d hashes released", peer_id, released)
+    return released
+
+
+def peer_imports_unpublish(*, peer_id: int) -> int:
+    """Operators: unpublish what a stopped peer imported, keeping it stopped.
+
+    For a peer stopped (fork, bad signature...) while it may have withdrawn hashes: its
+    removals can't arrive while it is stopped. Like ``peer_unsubscribe`` it releases the
+    peer's holds (a hash a local case or another peer holds stays published) and forgets
+    its entries and verified state; the peer stays subscribed and stopped, and once resumed
+    it imports the whole list again, verified from the start. Returns how many hashes it
+    released.
+    """
+    when = timezone.now()
+    alert = (
+        f"{when:%Y-%m-%d %H:%M:%S} UTC: what this peer imported was unpublished by an "
+        "operator while it was stopped. Resuming imports its whole list again, verified from "
+        "the start."
+    )
+    released = _imports_release(peer_id, stopped=True, alert=alert)
+    logger.warning("peer %s: imports unpublished: %d hashes released", peer_id, released)
+    return released
+
+
+def _imports_release(peer_id: int, **state: Any) -> int:
     with transaction.atomic():
         peer = Peer.objects.select_for_update().get(pk=peer_id)
         released = holds_release(holder=peer.holder, reason="withdrawn")
         PeerEntry.objects.filter(peer=peer).delete()
         Peer.objects.filter(pk=peer.pk).update(
-            active=False, size=0, root="", edge={}, checkpoint="", stopped=False, alert=""
+            size=0, applied_size=0, root="", edge={}, checkpoint="", **state
         )
-    logger.warning("peer %s unsubscribed: %d hashes released", peer.name, len(released))
     return len(released)
 
 
@@ -312,6 +356,8 @@ class _Busy(Exception):
 def _sync_leased(peer_id: int, lease: datetime) -> PeerSyncResult:
     peer = Peer.objects.select_related("local_list").get(pk=peer_id)
     started = timezone.now()
+    deadline = time.monotonic() + settings.HASHBANK_PEER_SYNC_MAX_S
+    spool: _Spool | None = None
     old_size = peer.size
     result = PeerSyncResult(peer.name, "error", old_size, old_size)
     try:
@@ -339,6 +385,7 @@ def _sync_leased(peer_id: int, lease: datetime) -> PeerSyncResult:
                 timeout=settings.HASHBANK_PEER_TIMEOUT_S,
                 retries=CLIENT_RETRIES,
                 backoff=CLIENT_BACKOFF,
+                allow_private=settings.HASHBANK_WEBHOOK_ALLOW_PRIVATE,
             ) as client,
             tempfile.TemporaryFile("w+", encoding="utf-8") as spool_file,
         ):
@@ -361,45 +408,68 @@ def _sync_leased(peer_id: int, lease: datetime) -> PeerSyncResult:
                 edge=edge,
                 store=spool,
                 prefetch=PREFETCH_PAGES,
+                end=old_size + settings.HASHBANK_PEER_SYNC_MAX_ENTRIES,
+                # Downloading and verifying get two thirds of the time, importing the rest
+                # (and at least one batch, so that every sync makes progress).
+                deadline=time.monotonic() + settings.HASHBANK_PEER_SYNC_MAX_S * 2 / 3,
             )
             spool.flush()
             spool_file.seek(0)
             importer = _PeerImport(peer=peer, default_origin=cp.origin, own=own_origins())
+            # Our lease, and the state we started from: or another worker took over.
+            mine = Peer.objects.filter(
+                pk=peer.pk, active=True, lease_until=lease, size=old_size, root=peer.root
+            )
+            complete = True
+            for n, line in enumerate(spool_file):
+                if n and time.monotonic() >= deadline:
+                    complete = False  # out of time: the next sync skips what is applied
+                    break
+                with transaction.atomic():
+                    applied = _applied_size(mine)
+                    reached = importer.apply(*json.loads(line), applied=applied)
+                    if reached > applied:
+                        mine.update(applied_size=reached)
             with transaction.atomic():
-                # Our lease, and the state we started from: or another worker took over.
-                if (
-                    not Peer.objects.select_for_update()
-                    .filter(pk=peer.pk, active=True, lease_until=lease, size=old_size)
-                    .filter(root=peer.root)
-                    .exists()
-                ):
-                    raise _Busy
-                for line in spool_file:
-                    importer.apply(*json.loads(line))
-                Peer.objects.filter(pk=peer.pk).update(
-                    size=cp.size,
-                    root=base64.b64encode(cp.root).decode("ascii"),
-                    edge=edge.to_json(),
-                    checkpoint=note,
-                    last_sync_at=started,
-                    last_success_at=started,
-                    last_error="",
-                )
+                applied = _applied_size(mine)
+                if complete:
+                    mine.update(
+                        size=edge.size,
+                        applied_size=max(applied, edge.size),
+                        root=base64.b64encode(edge.root()).decode("ascii"),
+                        edge=edge.to_json(),
+                        # Kept only for a tree the signed note covers exactly.
+                        checkpoint=note if edge.size == cp.size else "",
+                        last_sync_at=started,
+                        last_success_at=started,
+                        last_error="",
+                    )
+                else:
+                    mine.update(last_sync_at=started, last_success_at=started, last_error="")
     except _Busy:
         return PeerSyncResult(peer.name, "busy", old_size, old_size)
     except SyncRefused as exc:
-        return _refused(peer, result, str(exc), type(exc).__name__, started)
+        pending = spool.pending_removes(peer.pk) if spool is not None else 0
+        return _refused(peer, result, str(exc), type(exc).__name__, started, pending=pending)
     except SyncError as exc:  # network, HTTP (401, 404, 5xx...), local configuration
         return _failed(peer, result, str(exc), started)
     return PeerSyncResult(
         peer.name,
-        "ok",
+        "ok" if complete and edge.size == cp.size else "partial",
         old_size,
-        cp.size,
+        edge.size if complete else old_size,
         imported=importer.imported,
         skipped=importer.skipped,
         removed=importer.removed,
     )
+
+
+def _applied_size(mine: QuerySet[Peer]) -> int:
+    """Lock the peer's row, if it is still ours; how far its log is applied."""
+    applied = mine.select_for_update().values_list("applied_size", flat=True).first()
+    if applied is None:
+        raise _Busy
+    return applied
 
 
 def _failed(peer: Peer, result: PeerSyncResult, message: str, when: datetime) -> PeerSyncResult:
@@ -409,15 +479,37 @@ def _failed(peer: Peer, result: PeerSyncResult, message: str, when: datetime) ->
 
 
 def _refused(
-    peer: Peer, result: PeerSyncResult, message: str, kind: str, when: datetime
+    peer: Peer,
+    result: PeerSyncResult,
+    message: str,
+    kind: str,
+    when: datetime,
+    *,
+    pending: int = 0,
 ) -> PeerSyncResult:
-    """Stop the peer: its import was rolled back; what it imported before is kept."""
+    """Stop the peer: nothing after the refusal is imported; what it imported before is kept.
+
+    ``pending``: removals of entries imported before that the refused download carried.
+    """
+    applied = Peer.objects.filter(pk=peer.pk).values_list("applied_size", flat=True).first()
+    if applied is not None and applied > peer.size:
+        done = (
+            f"This sync imported entries {peer.size}..{applied - 1} (verified against the "
+            "signed checkpoint) before the refusal, nothing after"
+        )
+    else:
+        done = "Nothing from this sync was imported"
     alert = (
-        f"{when:%Y-%m-%d %H:%M:%S} UTC: import STOPPED ({kind}): {message}. Nothing from "
-        f"this sync was imported; the {peer.size} entries verified before are kept. This may "
-        "be an attack or a bug at the peer: check with its operators out of band, then "
-        "resume."
+        f"{when:%Y-%m-%d %H:%M:%S} UTC: import STOPPED ({kind}): {message}. {done}; the "
+        f"{peer.size} entries verified before are kept. This may be an attack or a bug at "
+        "the peer: check with its operators out of band, then resume."
     )
+    if pending:
+        alert += (
+            f" REMOVALS PENDING: the refused download named {pending} removal(s) of hashes "
+            "imported from this peer, which stay published while it is stopped. If the peer "
+            "withdrew them, use “Unpublish what it imported”."
+        )
     logger.error("peer %s: %s", peer.name, alert)
     Peer.objects.filter(pk=peer.pk).update(
         stopped=True, alert=alert, last_sync_at=when, last_error=f"{kind}: {message}"[:2000]
@@ -428,39 +520,76 @@ def _refused(
 class _Spool:
     """The ``EntryStore`` (``exchange.client.verify``) of a peer's sync, spooled to a file.
 
-    Written in batches of about ``IMPORT_BATCH`` entries, one JSON line ``[adds, redacted
-    indexes, removes]`` each, for ``_PeerImport`` to apply once everything verified.
-    Whether a remove names a live add is checked then (``BadRemove``).
+    Written in batches of ``HASHBANK_PEER_IMPORT_BATCH`` entries, one JSON line ``[adds,
+    redacted indexes, removes]`` each, covering consecutive indexes, for ``_PeerImport`` to
+    apply, one transaction per line, once everything verified. Whether a remove names a live
+    add is checked then (``BadRemove``).
     """
 
     def __init__(self, file: IO[str]) -> None:
         self.file = file
+        self.batch = settings.HASHBANK_PEER_IMPORT_BATCH
         self._adds: list[AddRow] = []
         self._redacted: list[int] = []
         self._removes: list[tuple[int, int, str]] = []
+        # Every remove, (index, removed index): those of imported adds that were not applied
+        # are what a stopped peer's alert calls pending.
+        self.removes_seen: list[tuple[int, int]] = []
 
     def add_many(self, rows: list[AddRow]) -> None:
         self._adds.extend(rows)
-        if len(self._adds) >= IMPORT_BATCH:
-            self.flush()
+        self._cut()
 
     def add_redacted(self, index: int) -> None:
+        # Not a point to cut a batch at: the verifier may still hold earlier adds (it hands
+        # them over a page at a time), which must not land in a later batch than this index.
         self._redacted.append(index)
 
     def remove(self, index: int, removes: int, reason: str) -> bool:
         self._removes.append((index, removes, reason))
-        if len(self._removes) >= IMPORT_BATCH:
-            self.flush()
+        self.removes_seen.append((index, removes))
+        self._cut()
         return True
+
+    def pending_removes(self, peer_id: int) -> int:
+        """Removes of imported hashes not applied (the sync stopped before them)."""
+        applied = Peer.objects.filter(pk=peer_id).values_list("applied_size", flat=True).first()
+        live = set(
+            PeerEntry.objects.filter(peer_id=peer_id, hash__isnull=False).values_list(
+                "remote_index", flat=True
+            )
+        )
+        return sum(1 for i, j in self.removes_seen if i >= (applied or 0) and j in live)
+
+    def _cut(self) -> None:
+        """Write full batches. Called when every entry up to the newest one has been handed
+        over (the verifier passes its adds before a remove, and a page's at its end)."""
+        while len(self._adds) + len(self._redacted) + len(self._removes) >= self.batch:
+            indexes = sorted(
+                [row[0] for row in self._adds] + self._redacted + [r[0] for r in self._removes]
+            )
+            self._write(below=indexes[self.batch - 1] + 1)
 
     def flush(self) -> None:
         if self._adds or self._redacted or self._removes:
-            self.file.write(json.dumps([self._adds, self._redacted, self._removes]) + "\n")
-            self._adds, self._redacted, self._removes = [], [], []
+            self._write(below=None)
+
+    def _write(self, *, below: int | None) -> None:
+        def cut(items: list[Any], index: Any) -> list[Any]:
+            taken = [x for x in items if below is None or index(x) < below]
+            items[:] = [x for x in items if below is not None and index(x) >= below]
+            return taken
+
+        line = [
+            cut(self._adds, lambda row: row[0]),
+            cut(self._redacted, lambda i: i),
+            cut(self._removes, lambda row: row[0]),
+        ]
+        self.file.write(json.dumps(line) + "\n")
 
 
 class _PeerImport:
-    """Applies a peer's verified entries to its local list, batch by batch, in one transaction.
+    """Applies a peer's verified entries to its local list, one batch per transaction.
 
     Only the set of live adds matters, so an add removed within the same batch is never
     imported. Adds are held for the peer with their provenance; removes release the peer's
@@ -477,8 +606,23 @@ class _PeerImport:
         self.removed = 0
 
     def apply(
-        self, adds: list[AddRow], redacted: list[int], removes: list[tuple[int, int, str]]
-    ) -> None:
+        self,
+        adds: list[AddRow],
+        redacted: list[int],
+        removes: list[tuple[int, int, str]],
+        *,
+        applied: int,
+    ) -> int:
+        """Apply one spooled batch, but for entries before ``applied`` (applied already).
+
+        Returns the peer's log size this batch brings the import to.
+        """
+        reached = 1 + max(
+            [row[0] for row in adds] + redacted + [row[0] for row in removes], default=-1
+        )
+        adds = [row for row in adds if row[0] >= applied]
+        redacted = [i for i in redacted if i >= applied]
+        removes = [row for row in removes if row[0] >= applied]
         pending = {row[0] for row in adds}.union(redacted)
         earlier: list[tuple[int, int, str]] = []  # removes of adds from earlier batches
         for index, j, reason in removes:
@@ -489,6 +633,7 @@ class _PeerImport:
         self._import([row for row in adds if row[0] in pending], pending.intersection(redacted))
         if earlier:
             self._release(earlier)
+        return reached
 
     def _import(self, adds: list[AddRow], redacted: set[int]) -> None:
         peer = self.peer
@@ -514,7 +659,7 @@ class _PeerImport:
                 for (index, _), h in zip(items, held, strict=True)
             ]
             self.imported += len(items)
-        PeerEntry.objects.bulk_create(entries, batch_size=IMPORT_BATCH)
+        PeerEntry.objects.bulk_create(entries, batch_size=1000)
 
     def _release(self, removes: list[tuple[int, int, str]]) -> None:
         peer = self.peer

@@ -36,6 +36,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from exchange import secret_box, webhook_signing
+from exchange.client import addresses
 from exchange.models import Delivery, Partner
 from exchange.selectors import delivery_entitled, entries_json_text, partner_lists
 from exchange.ttl_cache import TtlCache
@@ -46,16 +47,21 @@ from webapi.errors import InvalidInput
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
 
 
-def webhook_secret_issue(*, partner: Partner) -> str:
+def webhook_secret_issue(*, partner: Partner, revoke_previous: bool = False) -> str:
     """Give the partner a new ``whsec_`` secret, returned once.
 
     The old one keeps co-signing for a grace period, so the partner can switch
-    without losing a message.
+    without losing a message; ``revoke_previous`` (after a compromise) drops it
+    at once, along with any older one still in its grace period: from the
+    next message on, only the new secret signs.
     """
     secret = webhook_signing.new_secret()
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
-        if locked.webhook_secret_sealed:
+        if revoke_previous:
+            locked.webhook_previous_sealed = ""
+            locked.webhook_previous_until = None
+        elif locked.webhook_secret_sealed:
             locked.webhook_previous_sealed = _reseal(locked.webhook_secret_sealed, locked.pk)
             locked.webhook_previous_until = timezone.now() + PREVIOUS_SECRET_GRACE
         locked.webhook_secret_sealed = secret_box.seal(secret, purpose=f"webhook:{locked.pk}")
@@ -78,26 +84,36 @@ def _reseal(sealed: str, partner_id: int) -> str:
 
 
 def webhook_url_check(url: str) -> str:
-    """A webhook URL must be absolute http(s); plain http only where allowed (development)."""
+    """A webhook URL must be absolute http(s); plain http only where allowed (development).
+
+    Its host must not be, or resolve to, an address the bank may not send to
+    (``exchange.client.addresses``); sending checks again, connection by connection.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidInput("The webhook URL must be an absolute https:// URL.", field="webhook_url")
     if parts.scheme == "http" and not settings.HASHBANK_WEBHOOK_ALLOW_HTTP:
         raise InvalidInput("The webhook URL must use https.", field="webhook_url")
+    try:
+        addresses.url_check(url, allow_private=settings.HASHBANK_WEBHOOK_ALLOW_PRIVATE)
+    except ValueError as exc:
+        raise InvalidInput(f"The webhook URL is refused: {exc}.", field="webhook_url") from None
     return url
 
 
-def partner_webhook_set(*, partner: Partner, url: str, start_at_end: bool = False) -> str:
+def partner_webhook_set(
+    *, partner: Partner, url: str, start_at_end: bool = False, revoke_previous: bool = False
+) -> str:
     """Point the partner's pushes at ``url`` with a fresh secret (returned once).
 
     Delivery starts from the beginning of each list the partner may read, so
     push alone gives a complete copy; ``start_at_end`` skips the history for a
-    partner that already pulled it.
+    partner that already pulled it. ``revoke_previous``: see ``webhook_secret_issue``.
     """
     webhook_url_check(url)
     partner.webhook_url = url
     partner.save(update_fields=["webhook_url"])
-    secret = webhook_secret_issue(partner=partner)
+    secret = webhook_secret_issue(partner=partner, revoke_previous=revoke_previous)
     deliveries_ensure()
     if start_at_end:
         for fresh in Delivery.objects.filter(partner=partner, acked_position=0).select_related(
@@ -362,7 +378,11 @@ def _post(partner: Partner, webhook_id: str, body: bytes) -> str | None:
     headers["User-Agent"] = "hashbank-webhooks/1"
     try:
         status, reply = http_post_within(
-            url, body, headers, deadline_s=settings.HASHBANK_WEBHOOK_TIMEOUT_S
+            url,
+            body,
+            headers,
+            deadline_s=settings.HASHBANK_WEBHOOK_TIMEOUT_S,
+            allow_private=settings.HASHBANK_WEBHOOK_ALLOW_PRIVATE,
         )
     except (OSError, http.client.HTTPException) as exc:
         return f"{type(exc).__name__}: {exc}"[:500]
@@ -375,8 +395,12 @@ class DeadlineExceeded(OSError):
     pass
 
 
+class AddressRefusedError(ConnectionRefusedError):
+    """The webhook's host is, or resolves to, an address the bank may not connect to."""
+
+
 def http_post_within(
-    url: str, body: bytes, headers: dict[str, str], *, deadline_s: float
+    url: str, body: bytes, headers: dict[str, str], *, deadline_s: float, allow_private: bool
 ) -> tuple[int, bytes]:
     """POST ``body``; return the status and, for an error, at most ``REPLY_READ_MAX`` bytes
     of the reply.
@@ -386,6 +410,12 @@ def http_post_within(
     socket timeout bounds only the wait for the next byte, so a watchdog shuts
     the socket down at the deadline. (Name resolution is the system resolver's,
     bounded by its own timeouts.) Redirects are not followed.
+
+    The host is resolved once, every address it has is checked
+    (``exchange.client.addresses``, the one rule for where the bank may connect),
+    and the connection goes to a checked address while TLS still verifies the
+    hostname: a name that resolves elsewhere between check and connect (DNS
+    rebinding) gets nowhere.
     """
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -398,6 +428,19 @@ def http_post_within(
         )
     else:
         connection = http.client.HTTPConnection(host, parts.port or 80, timeout=deadline_s)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        checked = addresses.resolve_checked(host, port, allow_private=allow_private)
+    except ValueError as exc:
+        raise AddressRefusedError(str(exc)) from None
+
+    def connect_checked(
+        _address: object, timeout: float | None, source: tuple[str, int] | None = None
+    ) -> socket.socket:
+        return socket.create_connection((str(checked[0]), port), timeout, source)
+
+    # http.client opens its socket here; HTTPS then wraps it for ``host`` (SNI, certificate).
+    connection._create_connection = connect_checked  # type: ignore[attr-defined]
     expired = threading.Event()
 
     def expire() -> None:

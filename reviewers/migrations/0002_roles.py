@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
         ("contenttypes", "0002_remove_content_type_name"),
         # The apps whose permissions the roles name: a dependency by name, not an import.
         ("hashbank", "0011_review_hold"),
-        ("exchange", "0005_list_access"),
+        ("exchange", "0006_peer_applied_size"),
         ("cases", "0002_fewer_indexes"),
     ]
 

@@ -214,6 +214,22 @@ REFUSED = [
         "RATELIMIT_IP_META_KEY",
         id="forgeable-address-header",
     ),
+    pytest.param(
+        {"HASHBANK_PEER_SYNC_MAX_S": "900"}, "HASHBANK_PEER_SYNC_MAX_S", id="sync-outlasts-lease"
+    ),
+    pytest.param(
+        {"HASHBANK_PEER_SYNC_MAX_ENTRIES": "0"},
+        "HASHBANK_PEER_SYNC_MAX_ENTRIES",
+        id="sync-max-entries-zero",
+    ),
+    pytest.param(
+        {"HASHBANK_PEER_IMPORT_BATCH": "many"}, "HASHBANK_PEER_IMPORT_BATCH", id="batch-malformed"
+    ),
+    pytest.param(
+        {"HASHBANK_WEBHOOK_ALLOW_PRIVATE": "perhaps"},
+        "HASHBANK_WEBHOOK_ALLOW_PRIVATE",
+        id="allow-private-malformed",
+    ),
 ]
 
 

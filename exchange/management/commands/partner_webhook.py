@@ -1,7 +1,8 @@
 """Set a partner's webhook URL, or rotate its webhook secret; prints the secret once.
 
 A new secret does not stop the old one at once: both sign every push for 24
-hours, so the partner can switch without dropping messages.
+hours, so the partner can switch without dropping messages. After a compromise,
+``--revoke-previous`` drops the old secret at once: only the new one signs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ class Command(BaseCommand):
         parser.add_argument("--url", help="New webhook URL (issues a new secret).")
         parser.add_argument("--rotate-secret", action="store_true")
         parser.add_argument(
+            "--revoke-previous",
+            action="store_true",
+            help="After a compromise: the old secret stops signing at once (no 24 h overlap).",
+        )
+        parser.add_argument(
             "--from-end", action="store_true", help="Push only entries added from now on."
         )
         parser.add_argument("--dry-run", action="store_true")
@@ -39,12 +45,17 @@ class Command(BaseCommand):
             with transaction.atomic():
                 if options["url"]:
                     secret = partner_webhook_set(
-                        partner=partner, url=options["url"], start_at_end=options["from_end"]
+                        partner=partner,
+                        url=options["url"],
+                        start_at_end=options["from_end"],
+                        revoke_previous=options["revoke_previous"],
                     )
                 else:
                     if not partner.webhook_url:
                         raise CommandError("the partner has no webhook URL; give --url")
-                    secret = webhook_secret_issue(partner=partner)
+                    secret = webhook_secret_issue(
+                        partner=partner, revoke_previous=options["revoke_previous"]
+                    )
                 if options["dry_run"]:
                     transaction.set_rollback(True)
                     secret = ""
@@ -57,7 +68,12 @@ class Command(BaseCommand):
                     "webhook_url": options["url"] or partner.webhook_url,
                     "webhook_secret": secret,
                     "dry_run": options["dry_run"],
-                    "note": "Shown once. The previous secret keeps co-signing for 24 hours.",
+                    "note": "Shown once. "
+                    + (
+                        "The previous secret no longer signs."
+                        if options["revoke_previous"]
+                        else "The previous secret keeps co-signing for 24 hours."
+                    ),
                 },
                 indent=2,
             )

@@ -259,8 +259,8 @@ def assert_stopped(peer: Peer, kind: str) -> Peer:
 
 
 @pytest.mark.django_db
-def test_the_whole_log_is_imported_batch_by_batch_as_the_partner_client_sees_it(bank, monkeypatch):
-    monkeypatch.setattr(federation, "IMPORT_BATCH", 7)
+def test_the_whole_log_is_imported_batch_by_batch_as_the_partner_client_sees_it(bank, settings):
+    settings.HASHBANK_PEER_IMPORT_BATCH = 7
     fill(bank.log, random.Random(5), 400, remove_every=4)
     peer = fake_peer(bank)
     for size in (1, 60, 61, 250, 400):

@@ -165,6 +165,7 @@ def banks(tmp_path: Path) -> Iterator[tuple[Bank, Bank]]:
             tmp_path / f"var-{name}",
             BANK_ORIGIN=origin,
             HASHBANK_PEER_ALLOW_HTTP="1",
+            HASHBANK_WEBHOOK_ALLOW_PRIVATE="1",
             CACHE_URL=f"{REDIS_URL}/{cache_db}",
             RATELIMIT_ENABLE="0",
         )

@@ -226,6 +226,7 @@ def push(redis_server: RedisServer, publish_to: None, tmp_path: Path) -> Iterato
         CELERY_BROKER_URL=redis_server.url,
         HASHBANK_VAR_DIR=str(django_settings.VAR_DIR),
         HASHBANK_WEBHOOK_ALLOW_HTTP="1",
+        HASHBANK_WEBHOOK_ALLOW_PRIVATE="1",
         HASHBANK_WEBHOOK_LEASE_S=str(LEASE_S),
         HASHBANK_WEBHOOK_TIMEOUT_S=str(TIMEOUT_S),
         HASHBANK_WEBHOOK_BACKOFF_BASE_S=str(BACKOFF_BASE_S),

@@ -175,6 +175,7 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             CACHE_URL=f"redis://127.0.0.1:{redis.port}/1",
             CELERY_BROKER_URL=f"redis://127.0.0.1:{redis.port}/0",
             HASHBANK_WEBHOOK_ALLOW_HTTP="1",
+            HASHBANK_WEBHOOK_ALLOW_PRIVATE="1",  # the receiver listens on 127.0.0.1
             HASHBANK_WEBHOOK_TIMEOUT_S="2",
             HASHBANK_WEBHOOK_LEASE_S="3",
             HASHBANK_WEBHOOK_BACKOFF_CAP_S="2",

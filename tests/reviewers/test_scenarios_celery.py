@@ -132,6 +132,7 @@ def live(redis_server: RedisServer, publish_to: None, tmp_path: Path) -> Iterato
     env = dict(os.environ)
     env.update(
         DEBUG="1",
+        HASHBANK_WEBHOOK_ALLOW_PRIVATE="1",  # the receivers listen on 127.0.0.1
         DATABASE_URL=database_url(connection.settings_dict),
         CELERY_BROKER_URL=redis_server.url,
         HASHBANK_VAR_DIR=str(django_settings.VAR_DIR),

@@ -197,8 +197,45 @@ def _distances(
     words: npt.NDArray[np.uint64], queries: npt.NDArray[np.uint64]
 ) -> npt.NDArray[np.int64]:
     """Hamming distances between rows of two (k, 4) uint64 arrays, row by row."""
-    dist: npt.NDArray[np.int64] = np.bitwise_count(words ^ queries).sum(axis=1, dtype=np.int64)
+    bits = np.bitwise_count(words ^ queries)
+    # Four column adds: summing along the short axis is several times slower.
+    dist: npt.NDArray[np.int64] = bits[:, 0].astype(np.int64)
+    for column in range(1, 4):
+        dist += bits[:, column]
     return dist
+
+
+def _distinct_pairs(
+    q: npt.NDArray[np.signedinteger[Any]], rows: npt.NDArray[np.signedinteger[Any]]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """The distinct (q, row) pairs of two equal-length arrays, in no particular order.
+
+    Sorting the pairs costs ~40 ns each here (numpy sorts int64 without SIMD on this
+    build); instead each pair writes its number into a slot chosen by its row, reads back
+    the slot's winner, and is dropped if the winner is the same pair. Pairs that lost to a
+    different pair (another query, or another row in the same slot) go round again: rarely
+    more than twice, as there are 8 slots or more a pair.
+    """
+    k = len(rows)
+    q = q.astype(np.intp, copy=False)
+    rows = rows.astype(np.intp, copy=False)
+    if k < 2:
+        return q, rows
+    size = 1 << (8 * k - 1).bit_length()
+    slot_of = rows & (size - 1)
+    slots = np.empty(size, dtype=np.intp)
+    kept: list[npt.NDArray[np.intp]] = []
+    pending = _arange(k, np.intp)
+    while len(pending):
+        at = slot_of[pending]
+        slots[at] = pending  # one of the pairs in each slot wins (whichever numpy writes last)
+        winner = slots[at]
+        kept.append(winner[winner == pending])
+        lost = winner != pending
+        other = (q[winner] != q[pending]) | (rows[winner] != rows[pending])
+        pending = pending[lost & other]
+    distinct = np.concatenate(kept)
+    return q[distinct], rows[distinct]
 
 
 class _Tables:
@@ -356,19 +393,11 @@ class _Tables:
         probe, off, pos = self._near_partners(starts[live], lens[live], other[live], t)
         probe = live[probe]
         keep = (off <= most[probe]) & (off > least[probe])
-        # A row near a query sits in several probed buckets (one per close word): compare
-        # each (query, row) once. Keys are query << shift | row (an unstable sort will do).
-        shift = max(1, len(self.ids) - 1).bit_length()
-        key = probe_q.ravel()[probe[keep]].astype(np.int64) << shift
-        key |= self.rows[pos[keep]]
-        key.sort()
-        first = np.ones(len(key), dtype=bool)  # np.unique, at half the cost here
-        first[1:] = key[1:] != key[:-1]
-        key = key[first]
-        q = key >> shift
-        rows = key & ((1 << shift) - 1)
-        dist = _distances(self.words[rows], words[q])
-        ok = (dist <= radius) & self.alive[rows]
+        q = np.take(probe_q.ravel(), probe[keep])
+        rows = np.take(self.rows, pos[keep])
+        q, rows = _distinct_pairs(q, rows)
+        dist = _distances(np.take(self.words, rows, axis=0), np.take(words, q, axis=0))
+        ok = (dist <= radius) & np.take(self.alive, rows)
         return q[ok], rows[ok], dist[ok]
 
     def _near_partners(

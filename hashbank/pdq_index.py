@@ -238,6 +238,15 @@ def _distinct_pairs(
     return q[distinct], rows[distinct]
 
 
+def _id_order(vectors: Vectors, ids: npt.NDArray[np.int64]) -> tuple[Vectors, npt.NDArray[np.int64]]:
+    """Copies of ``vectors`` and ``ids`` in id order, for the tables: rows in id order let a
+    query order its matches by (distance, id) with one sort of packed integers."""
+    if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
+        return vectors.copy(), ids.copy()
+    order = np.argsort(ids)
+    return vectors[order], ids[order]
+
+
 class _Tables:
     """The immutable MIH part of an index: hashes, ids and the 16 bucket tables.
 
@@ -497,9 +506,9 @@ class PDQIndex:
     def __init__(self, vectors: Vectors | None = None, ids: IdsLike | None = None) -> None:
         if vectors is None:
             vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
-        vectors = _check_vectors(vectors).copy()
+        vectors = _check_vectors(vectors)
         ids_ = _check_ids([] if ids is None else ids, len(vectors))
-        self._tables = _Tables.build(vectors, ids_)
+        self._tables = _Tables.build(*_id_order(vectors, ids_))
         self._delta_vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
         self._delta_ids = np.empty(0, dtype=np.int64)
 
@@ -551,7 +560,7 @@ class PDQIndex:
         t = self._tables
         vectors = np.concatenate([t.vectors[t.alive], self._delta_vectors])
         ids = np.concatenate([t.ids[t.alive], self._delta_ids])
-        self._tables = _Tables.build(vectors, ids)
+        self._tables = _Tables.build(*_id_order(vectors, ids))
         self._delta_vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
         self._delta_ids = np.empty(0, dtype=np.int64)
 
@@ -620,16 +629,36 @@ class PDQIndex:
             q, rows, dist = t.probe(queries.view(np.uint16), words, radius)
         else:
             q, rows, dist = t.scan(words, radius)
-        ids = t.ids[rows]
+        n = len(t.ids)
         if len(self._delta_ids):
             dq, drows, ddist = _scan(self._delta_vectors.view(np.uint64), words, radius)
             q = np.concatenate([q, dq])
-            ids = np.concatenate([ids, self._delta_ids[drows]])
+            rows = np.concatenate([rows, drows + n])  # the delta's rows follow the tables'
             dist = np.concatenate([dist, ddist])
         if len(q) == 0:
             return [[] for _ in range(len(queries))]
-        order = np.lexsort((ids, q * (PDQ_BITS + 1) + dist))
-        q, ids, dist = q[order], ids[order], dist[order]
-        bounds = np.searchsorted(q, np.arange(len(queries) + 1)).tolist()
-        id_list, dist_list = ids.tolist(), dist.tolist()
-        return [list(zip(id_list[a:b], dist_list[a:b], strict=True)) for a, b in pairwise(bounds)]
+        # One sort of (query, distance, row) packed in an int64 (rows below 2**shift, at
+        # most 1,024 queries, distances below 512): the rows are in id order (see
+        # _id_order), so ties come out by id.
+        shift = max(1, n + len(self._delta_ids) - 1).bit_length()
+        key = q.astype(np.int64) << (9 + shift)
+        key |= dist.astype(np.int64) << shift
+        key |= rows
+        key.sort()
+        rows = key & ((1 << shift) - 1)
+        if len(self._delta_ids):
+            in_delta = rows >= n
+            ids = np.take(t.ids, np.where(in_delta, 0, rows)) if n else np.zeros_like(rows)
+            ids[in_delta] = np.take(self._delta_ids, rows[in_delta] - n)
+        else:
+            ids = np.take(t.ids, rows)
+        key >>= shift
+        ties = key[1:] == key[:-1]
+        if (ties & (ids[1:] < ids[:-1])).any():  # a saved index not in id order, or the delta
+            order = np.lexsort((ids, key))
+            key, ids = key[order], ids[order]
+        q = key >> 9
+        dist = key & 511
+        bounds = np.searchsorted(q, _arange(len(queries) + 1, np.int64)).tolist()
+        pairs = list(zip(ids.tolist(), dist.tolist(), strict=True))
+        return [pairs[a:b] for a, b in pairwise(bounds)]

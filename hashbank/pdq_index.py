@@ -438,14 +438,16 @@ class _Tables:
                 continue
             block_lens = lens[a:b]
             block_ends = ends[a:b] - ends[a - 1] if a else ends[:b]
-            pos = np.repeat(starts[a:b] - (block_ends - block_lens), block_lens)
+            packed = (starts[a:b] - (block_ends - block_lens)).astype(np.int64) << 32
+            packed |= local_probes[: b - a] | other[a:b]
+            tag = np.repeat(packed, block_lens)
+            pos = tag >> 32
             pos += _arange(len(pos), np.int64)
-            tag = np.repeat(local_probes[: b - a] | other[a:b], block_lens)
             partner = np.take(self.partner, pos)
             partner ^= tag.astype(np.uint16)
             off = np.bitwise_count(partner)
             (keep,) = np.nonzero(off <= t)
-            probes.append(a + (tag[keep] >> 16).astype(np.intp))
+            probes.append(a + ((tag[keep] >> 16) & 0xFFFF))
             offs.append(off[keep])
             positions.append(pos[keep])
         if len(probes) == 1:

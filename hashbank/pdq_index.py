@@ -79,7 +79,7 @@ _DELTA_LIMIT: Final = 2048
 _SORT_PROBES_FROM: Final = 16  # queries
 _QUERY_CHUNK: Final = 1024  # queries probed together by query_many (bounds temporary memory)
 # Bucket entries read at once (the temporaries fit in L2); below 2**16 (see _near_partners).
-_ENTRY_BLOCK: Final = 1 << 15
+_ENTRY_BLOCK: Final = (1 << 16) - 1
 _SAVED: Final = ("vectors", "ids", "rows", "partner", "offsets")  # PDQIndex.save's files
 _FORMAT: Final = "hashbank PDQ index 1\n"
 _SCAN_CHUNK: Final = 1 << 16  # rows compared at once when scanning
@@ -206,36 +206,41 @@ def _distances(
 
 
 def _distinct_pairs(
-    q: npt.NDArray[np.signedinteger[Any]], rows: npt.NDArray[np.signedinteger[Any]]
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """The distinct (q, row) pairs of two equal-length arrays, in no particular order.
+    q: npt.NDArray[np.signedinteger[Any]], rows: npt.NDArray[np.signedinteger[Any]], n: int
+) -> tuple[npt.NDArray[np.signedinteger[Any]], npt.NDArray[np.signedinteger[Any]]]:
+    """The distinct (q, row) pairs of two equal-length arrays of rows below ``n``, in no
+    particular order.
 
     Sorting the pairs costs ~40 ns each here (numpy sorts int64 without SIMD on this
     build); instead each pair writes its number into a slot chosen by its row, reads back
     the slot's winner, and is dropped if the winner is the same pair. Pairs that lost to a
     different pair (another query, or another row in the same slot) go round again: rarely
-    more than twice, as there are 8 slots or more a pair.
+    more than twice, as there is a slot for each row, or 8 slots or more a pair.
     """
     k = len(rows)
-    q = q.astype(np.intp, copy=False)
-    rows = rows.astype(np.intp, copy=False)
     if k < 2:
         return q, rows
-    size = 1 << (8 * k - 1).bit_length()
+    size = 1 << (min(n, 8 * k) - 1).bit_length()
     slot_of = rows & (size - 1)
-    slots = np.empty(size, dtype=np.intp)
-    kept: list[npt.NDArray[np.intp]] = []
-    pending = _arange(k, np.intp)
-    while len(pending):
-        at = slot_of[pending]
-        slots[at] = pending  # one of the pairs in each slot wins (whichever numpy writes last)
-        winner = slots[at]
-        kept.append(winner[winner == pending])
-        lost = winner != pending
-        other = (q[winner] != q[pending]) | (rows[winner] != rows[pending])
-        pending = pending[lost & other]
-    distinct = np.concatenate(kept)
-    return q[distinct], rows[distinct]
+    slots = np.empty(size, dtype=np.int32)
+    pending = _arange(k, np.int32)
+    at = slot_of
+    kept: list[npt.NDArray[np.int32]] = []
+    while True:
+        slots[at] = pending  # one pair in each slot wins (whichever numpy writes last)
+        winner = np.take(slots, at)
+        (lost,) = np.nonzero(winner != pending)
+        if len(lost) == 0:
+            break
+        kept.append(pending[winner == pending])
+        winner, pending = winner[lost], pending[lost]
+        other = np.take(q, winner) != np.take(q, pending)
+        other |= np.take(rows, winner) != np.take(rows, pending)
+        pending = pending[other]
+        at = np.take(slot_of, pending)
+    kept.append(pending)
+    distinct = np.concatenate(kept) if len(kept) > 1 else kept[0]
+    return np.take(q, distinct), np.take(rows, distinct)
 
 
 def _id_order(vectors: Vectors, ids: npt.NDArray[np.int64]) -> tuple[Vectors, npt.NDArray[np.int64]]:
@@ -393,18 +398,21 @@ class _Tables:
         other = np.take_along_axis(others, probe_q, axis=1).ravel()
         most = (t - weights[flip]).ravel()
         least = np.repeat(_ODD_HALF_FLOOR[t // 2], nq * nm)
-        starts = self.offsets[buckets]
-        lens = self.offsets[buckets + 1] - starts
-        (live,) = np.nonzero(lens)  # the probes of non-empty buckets
-        if len(live) == 0:
-            empty = np.empty(0, dtype=np.intp)
-            return empty, empty, np.empty(0, dtype=np.int64)
-        probe, off, pos = self._near_partners(starts[live], lens[live], other[live], t)
-        probe = live[probe]
+        starts = np.take(self.offsets, buckets)
+        lens = np.take(self.offsets, buckets + 1) - starts
+        if lens.all():
+            probe, off, pos = self._near_partners(starts, lens, other, t)
+        else:  # _near_partners takes non-empty buckets only
+            (live,) = np.nonzero(lens)
+            if len(live) == 0:
+                empty = np.empty(0, dtype=np.intp)
+                return empty, empty, np.empty(0, dtype=np.int64)
+            probe, off, pos = self._near_partners(starts[live], lens[live], other[live], t)
+            probe = live[probe]
         keep = (off <= most[probe]) & (off > least[probe])
         q = np.take(probe_q.ravel(), probe[keep])
         rows = np.take(self.rows, pos[keep])
-        q, rows = _distinct_pairs(q, rows)
+        q, rows = _distinct_pairs(q, rows, len(self.ids))
         dist = _distances(np.take(self.words, rows, axis=0), np.take(words, q, axis=0))
         ok = (dist <= radius) & np.take(self.alive, rows)
         return q[ok], rows[ok], dist[ok]

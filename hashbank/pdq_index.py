@@ -80,6 +80,7 @@ _SORT_PROBES_FROM: Final = 16  # queries
 _QUERY_CHUNK: Final = 1024  # queries probed together by query_many (bounds temporary memory)
 # Bucket entries read at once (the temporaries fit in L2); below 2**16 (see _near_partners).
 _ENTRY_BLOCK: Final = (1 << 16) - 1
+_SORTED_PAIRS_BELOW: Final = 4096  # candidate pairs made distinct by sorting (_distinct_pairs)
 _SAVED: Final = ("vectors", "ids", "rows", "partner", "offsets")  # PDQIndex.save's files
 _FORMAT: Final = "hashbank PDQ index 1\n"
 _SCAN_CHUNK: Final = 1 << 16  # rows compared at once when scanning
@@ -220,6 +221,13 @@ def _distinct_pairs(
     k = len(rows)
     if k < 2:
         return q, rows
+    if k < _SORTED_PAIRS_BELOW:  # for a few pairs, the sort is the cheaper
+        shift = max(1, n - 1).bit_length()
+        key = q.astype(np.int64) << shift
+        key |= rows
+        key.sort()
+        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+        return key >> shift, key & ((1 << shift) - 1)
     size = 1 << (min(n, 8 * k) - 1).bit_length()
     slot_of = rows & (size - 1)
     slots = np.empty(size, dtype=np.int32)
@@ -380,6 +388,7 @@ class _Tables:
         # One probe per (half, query, flip), each half's probes in a row; its bucket is
         # half * 65536 + the query's half with the flip applied.
         others = halves.T[_PARTNER]  # (half, query): the other half of the probed word
+        # Each probe's query and flip number, and its word's other half in the query.
         if nq >= _SORT_PROBES_FROM:
             # Visiting each half's buckets in order turns scattered reads of the tables into
             # a near-sequential sweep: twice as fast for a batch, less the (radix) sort.
@@ -387,16 +396,19 @@ class _Tables:
             order = np.argsort(keys, axis=1, kind="stable").astype(np.int32)
             keys = np.take_along_axis(keys, order, axis=1)
             buckets = (keys.astype(self.index_type) + self.half_base).ravel()
+            probe_q, flip = np.divmod(order.ravel(), np.int32(nm))
+            half_start = np.repeat(_arange(_HALVES, np.int32) * np.int32(nq), nq * nm)
+            other = np.take(others, probe_q + half_start)
         else:
-            order = np.broadcast_to(_arange(nq * nm, np.int32), (_HALVES, nq * nm))
             based = halves.T.astype(self.index_type) + self.half_base
             buckets = (based[:, :, None] ^ masks).ravel()
-        # Each probe's query, and the bits its word's other half may be off by: within t
-        # with this half's flips, and, when both halves of the word were probed close
-        # enough, more than t // 2 for the odd one (the even one's probe keeps the row).
-        probe_q, flip = np.divmod(order, np.int32(nm))
-        other = np.take_along_axis(others, probe_q, axis=1).ravel()
-        most = (t - weights[flip]).ravel()
+            probe_q = np.tile(np.repeat(_arange(nq, np.int32), nm), _HALVES)
+            flip = np.tile(_arange(nm, np.int32), _HALVES * nq)
+            other = np.repeat(others, nm)
+        # The bits the other half may be off by: within t with this half's flips, and, when
+        # both halves of the word were probed close enough, more than t // 2 for the odd
+        # one (the even one's probe keeps the row).
+        most = t - np.take(weights, flip)
         least = np.repeat(_ODD_HALF_FLOOR[t // 2], nq * nm)
         starts = np.take(self.offsets, buckets)
         lens = np.take(self.offsets, buckets + 1) - starts
@@ -410,7 +422,7 @@ class _Tables:
             probe, off, pos = self._near_partners(starts[live], lens[live], other[live], t)
             probe = live[probe]
         keep = (off <= most[probe]) & (off > least[probe])
-        q = np.take(probe_q.ravel(), probe[keep])
+        q = np.take(probe_q, probe[keep])
         rows = np.take(self.rows, pos[keep])
         q, rows = _distinct_pairs(q, rows, len(self.ids))
         dist = _distances(np.take(self.words, rows, axis=0), np.take(words, q, axis=0))

@@ -251,7 +251,9 @@ def _distinct_pairs(
     return np.take(q, distinct), np.take(rows, distinct)
 
 
-def _id_order(vectors: Vectors, ids: npt.NDArray[np.int64]) -> tuple[Vectors, npt.NDArray[np.int64]]:
+def _id_order(
+    vectors: Vectors, ids: npt.NDArray[np.int64]
+) -> tuple[Vectors, npt.NDArray[np.int64]]:
     """Copies of ``vectors`` and ``ids`` in id order, for the tables: rows in id order let a
     query order its matches by (distance, id) with one sort of packed integers."""
     if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):

@@ -418,6 +418,22 @@ def test_a_saved_index_loads_with_the_same_answers(
     assert [p.name for p in tmp_path.iterdir()] == ["index"]
 
 
+def test_a_saved_index_with_64_bit_positions_answers_the_same(
+    planted: tuple[Vectors, list[int], Vectors], tmp_path: Path
+) -> None:
+    """Above 134M hashes the tables' positions are int64: the same files, wider."""
+    vectors, ids, queries = planted
+    index = PDQIndex(vectors, ids)
+    index.save(tmp_path / "index")
+    for name in ("rows", "offsets"):
+        path = tmp_path / "index" / f"{name}.npy"
+        np.save(path, np.load(path).astype(np.int64))
+    loaded = PDQIndex.load(tmp_path / "index")
+    for radius in (0, 31):
+        assert loaded.query_many(queries, radius) == index.query_many(queries, radius)
+        assert [loaded.query(q, radius) for q in queries] == index.query_many(queries, radius)
+
+
 def test_saving_folds_in_pending_adds_and_removals(tmp_path: Path) -> None:
     rng = np.random.default_rng(17)
     q = random_vectors(rng, 1)[0]

@@ -39,6 +39,7 @@ a hash more once ids are looked up (add, remove, ``in``).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -141,6 +142,15 @@ def _arange(n: int, dtype: type[np.signedinteger[Any]]) -> npt.NDArray[np.signed
         cached.flags.writeable = False
         _ARANGE[dtype] = cached
     return cached[:n]
+
+
+@functools.cache
+def _unsorted_probes(nq: int, nm: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """(query, flip number) of each probe of a small batch, by half, query, flip."""
+    probe_q = np.tile(np.repeat(np.arange(nq, dtype=np.int32), nm), _HALVES)
+    flip = np.tile(np.arange(nm, dtype=np.int32), _HALVES * nq)
+    probe_q.flags.writeable = flip.flags.writeable = False
+    return probe_q, flip
 
 
 def _check_vectors(vectors: object) -> Vectors:
@@ -404,8 +414,7 @@ class _Tables:
         else:
             based = halves.T.astype(self.index_type) + self.half_base
             buckets = (based[:, :, None] ^ masks).ravel()
-            probe_q = np.tile(np.repeat(_arange(nq, np.int32), nm), _HALVES)
-            flip = np.tile(_arange(nm, np.int32), _HALVES * nq)
+            probe_q, flip = _unsorted_probes(nq, nm)
             other = np.repeat(others, nm)
         # The bits the other half may be off by: within t with this half's flips, and, when
         # both halves of the word were probed close enough, more than t // 2 for the odd

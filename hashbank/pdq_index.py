@@ -396,7 +396,7 @@ class _Tables:
         self, halves: npt.NDArray[np.uint16], words: npt.NDArray[np.uint64], radius: int
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.int64]]:
         """(query number, row, distance) of every live row within ``radius`` of a query,
-        each once, by query then row.
+        each once, in no particular order.
 
         ``halves`` and ``words`` are the queries as (q, 16) uint16 and (q, 4) uint64 views.
         """

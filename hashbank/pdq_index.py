@@ -21,7 +21,13 @@ verifies ~10 hashes. Radii of 64 and above (never used for PDQ matching) scan ev
 
 Batches: :meth:`PDQIndex.query_many` sorts a batch's probes by bucket, so the tables are read
 in one near-sequential sweep instead of at random (the reads, not the arithmetic, are what a
-query costs), and reads the buckets' entries in cache-sized blocks.
+query costs), and reads the buckets' entries in cache-sized blocks. Every step is one numpy
+pass over the whole batch, and each pass costs ~1 ns an entry, so the passes are what is
+counted: an entry's position, probe and query half are repeated out of its probe as one
+int64; a near-duplicate found through several of its words is kept once by scattering the
+(query, row) pairs into slots, not by sorting them (numpy's int64 sort is ~40 ns an element
+here); and the matches are put in order by one sort of (query, distance, row) packed in an
+int64, which is (distance, id) order because the tables hold their rows in id order.
 
 Updates: :meth:`PDQIndex.add` puts new hashes in a small unindexed *delta* that queries scan;
 :meth:`PDQIndex.remove` marks indexed rows dead. When the delta or the dead rows grow past a
@@ -39,6 +45,7 @@ a hash more once ids are looked up (add, remove, ``in``).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -78,7 +85,9 @@ _MAX_PROBED_WORD_DISTANCE: Final = 7
 _DELTA_LIMIT: Final = 2048
 _SORT_PROBES_FROM: Final = 16  # queries
 _QUERY_CHUNK: Final = 1024  # queries probed together by query_many (bounds temporary memory)
-_ENTRY_BLOCK: Final = 1 << 16  # bucket entries read at once (temporaries fit in L2)
+# Bucket entries read at once (the temporaries fit in L2); below 2**16 (see _near_partners).
+_ENTRY_BLOCK: Final = (1 << 16) - 1
+_SORTED_PAIRS_BELOW: Final = 4096  # candidate pairs made distinct by sorting (_distinct_pairs)
 _SAVED: Final = ("vectors", "ids", "rows", "partner", "offsets")  # PDQIndex.save's files
 _FORMAT: Final = "hashbank PDQ index 1\n"
 _SCAN_CHUNK: Final = 1 << 16  # rows compared at once when scanning
@@ -141,6 +150,15 @@ def _arange(n: int, dtype: type[np.signedinteger[Any]]) -> npt.NDArray[np.signed
     return cached[:n]
 
 
+@functools.cache
+def _unsorted_probes(nq: int, nm: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """(query, flip number) of each probe of a small batch, by half, query, flip."""
+    probe_q = np.tile(np.repeat(np.arange(nq, dtype=np.int32), nm), _HALVES)
+    flip = np.tile(np.arange(nm, dtype=np.int32), _HALVES * nq)
+    probe_q.flags.writeable = flip.flags.writeable = False
+    return probe_q, flip
+
+
 def _check_vectors(vectors: object) -> Vectors:
     if not isinstance(vectors, np.ndarray) or vectors.dtype != np.uint8:
         raise ValueError("vectors must be a numpy uint8 array")
@@ -196,8 +214,68 @@ def _distances(
     words: npt.NDArray[np.uint64], queries: npt.NDArray[np.uint64]
 ) -> npt.NDArray[np.int64]:
     """Hamming distances between rows of two (k, 4) uint64 arrays, row by row."""
-    dist: npt.NDArray[np.int64] = np.bitwise_count(words ^ queries).sum(axis=1, dtype=np.int64)
+    bits = np.bitwise_count(words ^ queries)
+    # Four column adds: summing along the short axis is several times slower.
+    dist: npt.NDArray[np.int64] = bits[:, 0].astype(np.int64)
+    for column in range(1, 4):
+        dist += bits[:, column]
     return dist
+
+
+def _distinct_pairs(
+    q: npt.NDArray[np.signedinteger[Any]], rows: npt.NDArray[np.signedinteger[Any]], n: int
+) -> tuple[npt.NDArray[np.signedinteger[Any]], npt.NDArray[np.signedinteger[Any]]]:
+    """The distinct (q, row) pairs of two equal-length arrays of rows below ``n``, in no
+    particular order.
+
+    Sorting the pairs costs ~40 ns each here (numpy sorts int64 without SIMD on this
+    build); instead each pair writes its number into a slot chosen by its row, reads back
+    the slot's winner, and is dropped if the winner is the same pair. Pairs that lost to a
+    different pair (another query, or another row in the same slot) go round again: rarely
+    more than twice, as there is a slot for each row, or 8 slots or more a pair.
+    """
+    k = len(rows)
+    if k < 2:
+        return q, rows
+    if k < _SORTED_PAIRS_BELOW:  # for a few pairs, the sort is the cheaper
+        shift = max(1, n - 1).bit_length()
+        key = q.astype(np.int64) << shift
+        key |= rows
+        key.sort()
+        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+        return key >> shift, key & ((1 << shift) - 1)
+    size = 1 << (min(n, 8 * k) - 1).bit_length()
+    slot_of = rows & (size - 1)
+    slots = np.empty(size, dtype=np.int32)
+    pending = _arange(k, np.int32)
+    at = slot_of
+    kept: list[npt.NDArray[np.int32]] = []
+    while True:
+        slots[at] = pending  # one pair in each slot wins (whichever numpy writes last)
+        winner = np.take(slots, at)
+        (lost,) = np.nonzero(winner != pending)
+        if len(lost) == 0:
+            break
+        kept.append(pending[winner == pending])
+        winner, pending = winner[lost], pending[lost]
+        other = np.take(q, winner) != np.take(q, pending)
+        other |= np.take(rows, winner) != np.take(rows, pending)
+        pending = pending[other]
+        at = np.take(slot_of, pending)
+    kept.append(pending)
+    distinct = np.concatenate(kept) if len(kept) > 1 else kept[0]
+    return np.take(q, distinct), np.take(rows, distinct)
+
+
+def _id_order(
+    vectors: Vectors, ids: npt.NDArray[np.int64]
+) -> tuple[Vectors, npt.NDArray[np.int64]]:
+    """Copies of ``vectors`` and ``ids`` in id order, for the tables: rows in id order let a
+    query order its matches by (distance, id) with one sort of packed integers."""
+    if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
+        return vectors.copy(), ids.copy()
+    order = np.argsort(ids)
+    return vectors[order], ids[order]
 
 
 class _Tables:
@@ -318,7 +396,7 @@ class _Tables:
         self, halves: npt.NDArray[np.uint16], words: npt.NDArray[np.uint64], radius: int
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.int64]]:
         """(query number, row, distance) of every live row within ``radius`` of a query,
-        each once, by query then row.
+        each once, in no particular order.
 
         ``halves`` and ``words`` are the queries as (q, 16) uint16 and (q, 4) uint64 views.
         """
@@ -328,41 +406,44 @@ class _Tables:
         # One probe per (half, query, flip), each half's probes in a row; its bucket is
         # half * 65536 + the query's half with the flip applied.
         others = halves.T[_PARTNER]  # (half, query): the other half of the probed word
-        order = None
+        # Each probe's query and flip number, and its word's other half in the query.
         if nq >= _SORT_PROBES_FROM:
             # Visiting each half's buckets in order turns scattered reads of the tables into
             # a near-sequential sweep: twice as fast for a batch, less the (radix) sort.
             keys = (halves.T[:, :, None] ^ masks).reshape(_HALVES, nq * nm)
-            order = np.argsort(keys, axis=1, kind="stable")
+            order = np.argsort(keys, axis=1, kind="stable").astype(np.int32)
             keys = np.take_along_axis(keys, order, axis=1)
-            other = np.take_along_axis(others, order // nm, axis=1).ravel()
             buckets = (keys.astype(self.index_type) + self.half_base).ravel()
+            probe_q, flip = np.divmod(order.ravel(), np.int32(nm))
+            half_start = np.repeat(_arange(_HALVES, np.int32) * np.int32(nq), nq * nm)
+            other = np.take(others, probe_q + half_start)
         else:
-            other = np.repeat(others.ravel(), nm)
             based = halves.T.astype(self.index_type) + self.half_base
             buckets = (based[:, :, None] ^ masks).ravel()
-        starts = self.offsets[buckets]
-        lens = self.offsets[buckets + 1] - starts
-        if not lens.any():
-            empty = np.empty(0, dtype=np.intp)
-            return empty, empty, np.empty(0, dtype=np.int64)
-        probe, off, pos = self._near_partners(starts, lens, other, t)
-        half, j = np.divmod(probe, nq * nm)
-        if order is not None:
-            j = order[half, j]
-        q, flip = np.divmod(j, nm)
-        # The word is within t bits: this half's flips and the other half's bits together.
-        # And when both halves of the word were probed close enough, keep the even one's.
-        keep = (off <= t - weights[flip]) & (off > _ODD_HALF_FLOOR[t // 2][half])
-        # A row near a query sits in several probed buckets (one per close word): compare
-        # each (query, row) once.
-        key = np.sort(q[keep] * len(self.ids) + self.rows[pos[keep]], kind="stable")
-        first = np.ones(len(key), dtype=bool)  # np.unique, at half the cost here
-        first[1:] = key[1:] != key[:-1]
-        key = key[first]
-        q, rows = np.divmod(key, len(self.ids))
-        dist = _distances(self.words[rows], words[q])
-        ok = (dist <= radius) & self.alive[rows]
+            probe_q, flip = _unsorted_probes(nq, nm)
+            other = np.repeat(others, nm)
+        # The bits the other half may be off by: within t with this half's flips, and, when
+        # both halves of the word were probed close enough, more than t // 2 for the odd
+        # one (the even one's probe keeps the row).
+        most = t - np.take(weights, flip)
+        least = np.repeat(_ODD_HALF_FLOOR[t // 2], nq * nm)
+        starts = np.take(self.offsets, buckets)
+        lens = np.take(self.offsets, buckets + 1) - starts
+        if lens.all():
+            probe, off, pos = self._near_partners(starts, lens, other, t)
+        else:  # _near_partners takes non-empty buckets only
+            (live,) = np.nonzero(lens)
+            if len(live) == 0:
+                empty = np.empty(0, dtype=np.intp)
+                return empty, empty, np.empty(0, dtype=np.int64)
+            probe, off, pos = self._near_partners(starts[live], lens[live], other[live], t)
+            probe = live[probe]
+        keep = (off <= most[probe]) & (off > least[probe])
+        q = np.take(probe_q, probe[keep])
+        rows = np.take(self.rows, pos[keep])
+        q, rows = _distinct_pairs(q, rows, len(self.ids))
+        dist = _distances(np.take(self.words, rows, axis=0), np.take(words, q, axis=0))
+        ok = (dist <= radius) & np.take(self.alive, rows)
         return q[ok], rows[ok], dist[ok]
 
     def _near_partners(
@@ -372,33 +453,43 @@ class _Tables:
         other: npt.NDArray[np.uint16],
         t: int,
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8], npt.NDArray[np.signedinteger[Any]]]:
-        """The entries of the probed buckets whose other half is within ``t`` bits of the
-        query's: (probe number, bits off, position in the tables) of each.
+        """The entries of the probed (non-empty) buckets whose other half is within ``t``
+        bits of the query's: (probe number, bits off, position in the tables) of each.
 
         The buckets' entries are read in blocks of about ``_ENTRY_BLOCK``, so the temporary
-        arrays stay in the CPU's cache however large the batch.
+        arrays stay in the CPU's cache however large the batch. A block has at most
+        ``_ENTRY_BLOCK`` < 2**16 probes, so each entry's probe (within the block), query
+        half and, in tables of int32 positions, first position travel in one repeated int64:
+        numpy makes one pass over the entries for all three (repeats cost ~1 ns an entry).
         """
-        ends = np.cumsum(lens, dtype=self.index_type)
+        ends = np.cumsum(lens, dtype=np.int64)
         cuts: list[int] = []
         if ends[-1] > _ENTRY_BLOCK:
             at = np.arange(_ENTRY_BLOCK, int(ends[-1]), _ENTRY_BLOCK)
             cuts = (np.searchsorted(ends, at) + 1).tolist()
+        local_probes = _arange(min(len(lens), _ENTRY_BLOCK + 1), np.int64).astype(np.uint32) << 16
         probes: list[npt.NDArray[np.intp]] = []
         offs: list[npt.NDArray[np.uint8]] = []
-        positions: list[npt.NDArray[np.signedinteger[Any]]] = []
+        positions: list[npt.NDArray[np.intp]] = []
         for a, b in pairwise([0, *cuts, len(lens)]):
             if a >= b:
                 continue
             block_lens = lens[a:b]
             block_ends = ends[a:b] - ends[a - 1] if a else ends[:b]
-            pos = np.repeat(starts[a:b] - (block_ends - block_lens), block_lens)
-            pos += _arange(len(pos), self.index_type)
-            partner = self.partner[pos]
-            partner ^= np.repeat(other[a:b], block_lens)
+            first = (starts[a:b] - (block_ends - block_lens)).astype(np.int64)
+            tags = local_probes[: b - a] | other[a:b]
+            if self.index_type is np.int32:  # positions below 2**31 ride in the tags
+                tag = np.repeat((first << 32) | tags, block_lens)
+                pos = tag >> 32
+            else:
+                tag = np.repeat(tags, block_lens)
+                pos = np.repeat(first, block_lens)
+            pos += _arange(len(pos), np.int64)
+            partner = np.take(self.partner, pos)
+            partner ^= tag.astype(np.uint16)
             off = np.bitwise_count(partner)
             (keep,) = np.nonzero(off <= t)
-            probe = np.repeat(_arange(b - a, np.int32), block_lens)
-            probes.append(a + probe[keep])
+            probes.append(a + ((tag[keep] >> 16) & 0xFFFF).astype(np.intp))
             offs.append(off[keep])
             positions.append(pos[keep])
         if len(probes) == 1:
@@ -459,9 +550,9 @@ class PDQIndex:
     def __init__(self, vectors: Vectors | None = None, ids: IdsLike | None = None) -> None:
         if vectors is None:
             vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
-        vectors = _check_vectors(vectors).copy()
+        vectors = _check_vectors(vectors)
         ids_ = _check_ids([] if ids is None else ids, len(vectors))
-        self._tables = _Tables.build(vectors, ids_)
+        self._tables = _Tables.build(*_id_order(vectors, ids_))
         self._delta_vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
         self._delta_ids = np.empty(0, dtype=np.int64)
 
@@ -513,7 +604,7 @@ class PDQIndex:
         t = self._tables
         vectors = np.concatenate([t.vectors[t.alive], self._delta_vectors])
         ids = np.concatenate([t.ids[t.alive], self._delta_ids])
-        self._tables = _Tables.build(vectors, ids)
+        self._tables = _Tables.build(*_id_order(vectors, ids))
         self._delta_vectors = np.empty((0, PDQ_BYTES), dtype=np.uint8)
         self._delta_ids = np.empty(0, dtype=np.int64)
 
@@ -582,16 +673,36 @@ class PDQIndex:
             q, rows, dist = t.probe(queries.view(np.uint16), words, radius)
         else:
             q, rows, dist = t.scan(words, radius)
-        ids = t.ids[rows]
+        n = len(t.ids)
         if len(self._delta_ids):
             dq, drows, ddist = _scan(self._delta_vectors.view(np.uint64), words, radius)
             q = np.concatenate([q, dq])
-            ids = np.concatenate([ids, self._delta_ids[drows]])
+            rows = np.concatenate([rows, drows + n])  # the delta's rows follow the tables'
             dist = np.concatenate([dist, ddist])
         if len(q) == 0:
             return [[] for _ in range(len(queries))]
-        order = np.lexsort((ids, q * (PDQ_BITS + 1) + dist))
-        q, ids, dist = q[order], ids[order], dist[order]
-        bounds = np.searchsorted(q, np.arange(len(queries) + 1)).tolist()
-        id_list, dist_list = ids.tolist(), dist.tolist()
-        return [list(zip(id_list[a:b], dist_list[a:b], strict=True)) for a, b in pairwise(bounds)]
+        # One sort of (query, distance, row) packed in an int64 (rows below 2**shift, at
+        # most 1,024 queries, distances below 512): the rows are in id order (see
+        # _id_order), so ties come out by id.
+        shift = max(1, n + len(self._delta_ids) - 1).bit_length()
+        key = q.astype(np.int64) << (9 + shift)
+        key |= dist.astype(np.int64) << shift
+        key |= rows
+        key.sort()
+        rows = key & ((1 << shift) - 1)
+        if len(self._delta_ids):
+            in_delta = rows >= n
+            ids = np.take(t.ids, np.where(in_delta, 0, rows)) if n else np.zeros_like(rows)
+            ids[in_delta] = np.take(self._delta_ids, rows[in_delta] - n)
+        else:
+            ids = np.take(t.ids, rows)
+        key >>= shift
+        ties = key[1:] == key[:-1]
+        if (ties & (ids[1:] < ids[:-1])).any():  # a saved index not in id order, or the delta
+            order = np.lexsort((ids, key))
+            key, ids = key[order], ids[order]
+        q = key >> 9
+        dist = key & 511
+        bounds = np.searchsorted(q, _arange(len(queries) + 1, np.int64)).tolist()
+        pairs = list(zip(ids.tolist(), dist.tolist(), strict=True))
+        return [pairs[a:b] for a, b in pairwise(bounds)]

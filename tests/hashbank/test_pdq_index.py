@@ -120,8 +120,14 @@ def test_it_finds_exactly_the_hashes_within_the_radius_in_clustered_data() -> No
         assert index.query_many(queries, radius) == expected
 
 
-def test_a_batch_over_crowded_buckets_is_exact() -> None:
-    """Near-duplicates of one image crowd the same buckets: a batch reads ~10^5 entries."""
+# Candidate pairs are made distinct by a sort below a bound and by scattering above it.
+@pytest.mark.parametrize("sorted_below", [2, 10**9])
+def test_a_batch_over_crowded_buckets_is_exact(
+    monkeypatch: pytest.MonkeyPatch, sorted_below: int
+) -> None:
+    """Near-duplicates of one image crowd the same buckets: a batch reads ~10^5 entries,
+    and the queries share most of their matches."""
+    monkeypatch.setattr(pdq_index, "_SORTED_PAIRS_BELOW", sorted_below)
     rng = np.random.default_rng(16)
     centre = random_vectors(rng, 1)[0]
     spread = rng.integers(0, 48, size=4000)
@@ -410,6 +416,22 @@ def test_a_saved_index_loads_with_the_same_answers(
     for radius in (0, 31, 64):
         assert loaded.query_many(queries, radius) == index.query_many(queries, radius)
     assert [p.name for p in tmp_path.iterdir()] == ["index"]
+
+
+def test_a_saved_index_with_64_bit_positions_answers_the_same(
+    planted: tuple[Vectors, list[int], Vectors], tmp_path: Path
+) -> None:
+    """Above 134M hashes the tables' positions are int64: the same files, wider."""
+    vectors, ids, queries = planted
+    index = PDQIndex(vectors, ids)
+    index.save(tmp_path / "index")
+    for name in ("rows", "offsets"):
+        path = tmp_path / "index" / f"{name}.npy"
+        np.save(path, np.load(path).astype(np.int64))
+    loaded = PDQIndex.load(tmp_path / "index")
+    for radius in (0, 31):
+        assert loaded.query_many(queries, radius) == index.query_many(queries, radius)
+        assert [loaded.query(q, radius) for q in queries] == index.query_many(queries, radius)
 
 
 def test_saving_folds_in_pending_adds_and_removals(tmp_path: Path) -> None:

@@ -77,14 +77,14 @@ def load_hashes(count: int, start: int) -> list[int]:
         raw = cursor.cursor
         with raw.copy(
             "COPY hashbank_hash (hash_list_id, algorithm, value, quality, first_seen, published,"
-            " disabled, under_review, changed_at, origin) FROM STDIN"
+            " disabled, under_review, review_hold, changed_at, origin) FROM STDIN"
         ) as copy:
             for i in range(count):
                 if i % 4 == 3:
                     row = ("md5", secrets.token_hex(16), None)
                 else:
                     row = ("pdq", secrets.token_hex(32), 50 + i % 51)
-                copy.write_row((hash_list.pk, *row, now, True, False, False, now, ""))
+                copy.write_row((hash_list.pk, *row, now, True, False, False, False, now, ""))
     ids = list(
         Hash.objects.filter(hash_list=hash_list).order_by("pk").values_list("pk", flat=True)
     )[start : start + count]

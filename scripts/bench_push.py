@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp / "var",
             CELERY_BROKER_URL="redis://127.0.0.1:6379/3",
             HASHBANK_WEBHOOK_ALLOW_HTTP="1",
+            HASHBANK_WEBHOOK_ALLOW_PRIVATE="1",  # the receivers listen on 127.0.0.1
             HASHBANK_SWEEP_INTERVAL_S="1",
             HASHBANK_RATE_CASE_CREATE=unlimited,
             HASHBANK_RATE_CASE_STATUS=unlimited,

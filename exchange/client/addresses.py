@@ -10,12 +10,14 @@ forged on the inside (SSRF). So:
   tests, where receivers listen on 127.0.0.1).
 * :func:`url_check` applies it when a URL is configured (``exchange.push.services`` and
   ``exchange.federation.services``), to give the operator an answer at once.
-* :func:`guarded_session` applies it when sending, which is what counts: each connection
+* :func:`resolve_checked` applies it when sending, which is what counts: each connection
   resolves the host once, checks **every** address it got, and connects to a checked address
   itself, so DNS that answers differently between the check and the connect (rebinding) gains
-  nothing. The request still names the host: ``Host`` header, TLS SNI and certificate check
-  are the hostname's, as usual. The session ignores proxy variables (a proxy would resolve
-  the name itself, out of the check's reach) and follows no redirects.
+  nothing. :func:`guarded_session` does this for the partner client's GETs (federation);
+  push's deadline-bound POST (``exchange.push.services.http_post_within``) does it on its own
+  ``http.client`` connection. The request still names the host: ``Host`` header, TLS SNI
+  and certificate check are the hostname's, as usual. Neither uses a proxy (a proxy would
+  resolve the name itself, out of the check's reach) nor follows a redirect.
 """
 
 from __future__ import annotations
@@ -199,10 +201,3 @@ def guarded_session(*, allow_private: bool, adapter: HTTPAdapter | None = None) 
     session.mount("https://", mounted)
     session.mount("http://", mounted)
     return session
-
-
-def guarded_post(url: str, *, allow_private: bool, **kwargs: Any) -> requests.Response:
-    """``requests.post`` through :func:`guarded_session`, following no redirect."""
-    kwargs["allow_redirects"] = False
-    with guarded_session(allow_private=allow_private) as session:
-        return session.post(url, **kwargs)

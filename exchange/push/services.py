@@ -400,7 +400,13 @@ class AddressRefusedError(ConnectionRefusedError):
 
 
 def http_post_within(
-    url: str, body: bytes, headers: dict[str, str], *, deadline_s: float, allow_private: bool
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    deadline_s: float,
+    allow_private: bool,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[int, bytes]:
     """POST ``body``; return the status and, for an error, at most ``REPLY_READ_MAX`` bytes
     of the reply.
@@ -415,7 +421,7 @@ def http_post_within(
     (``exchange.client.addresses``, the one rule for where the bank may connect),
     and the connection goes to a checked address while TLS still verifies the
     hostname: a name that resolves elsewhere between check and connect (DNS
-    rebinding) gets nowhere.
+    rebinding) gets nowhere. ``tls`` replaces the certifi bundle (a private CA).
     """
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -424,7 +430,7 @@ def http_post_within(
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
         connection = http.client.HTTPSConnection(
-            host, parts.port or 443, timeout=deadline_s, context=_tls_context()
+            host, parts.port or 443, timeout=deadline_s, context=tls or _tls_context()
         )
     else:
         connection = http.client.HTTPConnection(host, parts.port or 80, timeout=deadline_s)

@@ -7,6 +7,7 @@ real, on 127.0.0.1.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import socket
@@ -364,9 +365,7 @@ def test_https_over_the_checked_address_verifies_the_hostnames_certificate(
 ):
     import ssl
 
-    import requests
-
-    from exchange.client.addresses import guarded_post
+    from exchange.push.services import http_post_within
 
     cert, key = _certificate(tmp_path, served_name)
     sni: list[str | None] = []
@@ -390,12 +389,13 @@ def test_https_over_the_checked_address_verifies_the_hostnames_certificate(
     dns["hooks.tls.test"] = ["127.0.0.1"]
     url = f"https://hooks.tls.test:{server.server_address[1]}/hook"
     try:
+        trusting_the_test_ca = ssl.create_default_context(cafile=cert)
+        post = functools.partial(http_post_within, url, b"{}", {}, deadline_s=5, allow_private=True)
         if ok:
-            response = guarded_post(url, allow_private=True, data=b"{}", verify=cert, timeout=5)
-            assert response.status_code == 204
+            assert post(tls=trusting_the_test_ca) == (204, b"")
         else:
-            with pytest.raises(requests.exceptions.SSLError):
-                guarded_post(url, allow_private=True, data=b"{}", verify=cert, timeout=5)
+            with pytest.raises(ssl.SSLCertVerificationError):
+                post(tls=trusting_the_test_ca)
     finally:
         server.shutdown()
         server.server_close()

@@ -7,6 +7,7 @@ worker together with its pool children, as a crashed machine would.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +18,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import pytest
+from django.db import connection
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+#: For test modules that start Celery processes on a private redis-server: they share the
+#: test database with them, so it must be PostgreSQL and committed (transaction=True).
+LIVE_WORKER_MARKS = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="needs PostgreSQL: the worker processes must share the test database",
+    ),
+    pytest.mark.skipif(
+        shutil.which("redis-server") is None,
+        reason="needs redis-server on PATH (the tests start a private one)",
+    ),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def free_port() -> int:

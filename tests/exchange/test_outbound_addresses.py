@@ -25,7 +25,7 @@ from exchange.federation.services import peer_add, peer_sync
 from exchange.models import Delivery, Partner
 from exchange.push.services import delivery_run, webhook_secret_issue, webhook_secrets
 from tests.admin_forms import post_change_form
-from tests.exchange.client.fake_bank import TOKEN, FakeBank, FakeLog, serve, signer
+from tests.exchange.client.fake_bank import TOKEN, FakeBank, FakeLog, served_bank, signer
 from tests.exchange.push.receiver import Receiver
 from tests.exchange.push.receiver import serve as serve_receiver
 
@@ -231,12 +231,8 @@ def test_the_checked_address_is_the_one_connected_and_the_request_names_the_host
 
 @pytest.fixture
 def peer_bank() -> Iterator[FakeBank]:
-    fake = FakeBank(FakeLog([signer()]))
-    server, thread = serve(fake)
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with served_bank() as fake:
+        yield fake
 
 
 def fake_peer(url: str, bank: FakeBank) -> Any:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -33,23 +32,12 @@ from exchange.services import partner_create
 from hashbank.models import HashList
 from reviewers.models import AllowlistEntry, Dispute
 from reviewers.roles import REVIEWERS
-from tests.celery_worker import Beat, RedisServer, Worker, database_url, wait_for
+from tests.celery_worker import LIVE_WORKER_MARKS, Beat, RedisServer, Worker, database_url, wait_for
 from tests.conftest import ADULT
 from tests.exchange.push.receiver import Receiver, serve
 from tests.exchange.push.test_push_celery import publish_to, redis_server  # noqa: F401
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: the worker processes must share the test database",
-    ),
-    pytest.mark.skipif(
-        shutil.which("redis-server") is None,
-        reason="needs redis-server on PATH (the tests start a private one)",
-    ),
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = LIVE_WORKER_MARKS
 
 TESTDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata"
 DEADLINE_S = 30

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.exchange.client.fake_bank import FakeBank, FakeLog, serve, signer
+from tests.exchange.client.fake_bank import FakeBank, served_bank
 
 
 @pytest.fixture(autouse=True)
@@ -26,12 +26,8 @@ def rng() -> random.Random:
 
 @pytest.fixture
 def bank() -> Iterator[FakeBank]:
-    fake = FakeBank(FakeLog([signer()]))
-    server, thread = serve(fake)
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with served_bank() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ use it as a peer bank too.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import json
 import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -294,13 +295,21 @@ class _Server(http.server.ThreadingHTTPServer):
     bank: FakeBank
 
 
-def serve(bank: FakeBank) -> tuple[_Server, threading.Thread]:
+@contextlib.contextmanager
+def served_bank() -> Iterator[FakeBank]:
+    """A fake bank with one signing key, serving on 127.0.0.1 until the block ends."""
+    bank = FakeBank(FakeLog([signer()]))
     server = _Server(("127.0.0.1", 0), _Handler)
     server.bank = bank
     bank.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    return server, thread
+    try:
+        yield bank
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def fill(log: FakeLog, rng: random.Random, n: int, *, remove_every: int = 0) -> None:

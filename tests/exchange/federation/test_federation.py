@@ -42,7 +42,7 @@ from tests.exchange.client.fake_bank import (
     fill,
     flip_signature,
     random_pdq,
-    serve,
+    served_bank,
     signer,
 )
 from webapi.errors import Conflict, InvalidInput
@@ -223,12 +223,8 @@ def test_two_banks_importing_each_other_never_echo_and_let_go_together(subscribe
 
 @pytest.fixture
 def bank() -> Iterator[FakeBank]:
-    fake = FakeBank(FakeLog([signer()]))
-    server, thread = serve(fake)
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with served_bank() as fake:
+        yield fake
 
 
 def fake_peer(bank: FakeBank, local: str = "minor", **kw: Any) -> Peer:

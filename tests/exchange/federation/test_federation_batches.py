@@ -24,11 +24,9 @@ from tests.conftest import ADULT
 from tests.exchange.client.fake_bank import (
     TOKEN,
     FakeBank,
-    FakeLog,
     fill,
     random_pdq,
-    serve,
-    signer,
+    served_bank,
 )
 
 FAKE_ORIGIN = "bank.test/lists/adult"
@@ -44,12 +42,8 @@ def _peer_settings(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def bank() -> Iterator[FakeBank]:
-    fake = FakeBank(FakeLog([signer()]))
-    server, thread = serve(fake)
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with served_bank() as fake:
+        yield fake
 
 
 def fake_peer(bank: FakeBank, local: str = "minor") -> Peer:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import signal
 import statistics
 import threading
@@ -38,22 +37,11 @@ from exchange.services import partner_create
 from hashbank import tlog
 from hashbank.log import list_verifiers
 from hashbank.models import HashList, LogEntry
-from tests.celery_worker import Beat, RedisServer, Worker, database_url, wait_for
+from tests.celery_worker import LIVE_WORKER_MARKS, Beat, RedisServer, Worker, database_url, wait_for
 from tests.conftest import ADULT, as_inputs, md5, pdq
 from tests.exchange.push.receiver import BadPartner, Receiver, serve
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: the worker processes must share the test database",
-    ),
-    pytest.mark.skipif(
-        shutil.which("redis-server") is None,
-        reason="needs redis-server on PATH (the tests start a private one)",
-    ),
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = LIVE_WORKER_MARKS
 
 LEASE_S = 3  # must exceed the request timeout
 TIMEOUT_S = 2

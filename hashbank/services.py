@@ -130,10 +130,12 @@ def _screen(*, hash_list: HashList, rows: list[Hash], holds: dict[int, list[str]
     """
     if _screener is None:
         return
+    # About to be published: unpublished now, and publishable by the rule itself.
     candidates = [
         h
         for h in rows
-        if h.pk in holds and not h.published and not h.disabled and not h.review_hold
+        if not h.published
+        and _publishable(held=h.pk in holds, disabled=h.disabled, review_hold=h.review_hold)
     ]
     if not candidates:
         return

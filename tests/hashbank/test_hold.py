@@ -10,7 +10,6 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from hashbank import tlog
-from hashbank.log import COPY_THRESHOLD
 from hashbank.models import Hash, HashList, Hold, Holder, HolderKind, LogEntry, TreeNode
 from hashbank.selectors import holder_hashes
 from hashbank.services import HashInput, hashes_hold, holds_release
@@ -88,8 +87,8 @@ def test_an_append_writes_entries_nodes_and_the_head_together(adult):
 
 
 def test_a_large_append_is_the_same_log_as_small_ones(adult):
-    """Above COPY_THRESHOLD entries PostgreSQL writes with COPY: the rows must be the same."""
-    big = inputs(*(md5(f"big{i}") for i in range(COPY_THRESHOLD + 50)))
+    """An import's thousand entries and a case's one make one log (COPY on PostgreSQL)."""
+    big = inputs(*(md5(f"big{i}") for i in range(1000)))
     hashes_hold(hash_list=adult, hashes=big, holder=PEER_2, origin="b.example")
     hashes_hold(hash_list=adult, hashes=inputs(pdq("small")), holder=CASE_1)
     adult.refresh_from_db()

@@ -236,19 +236,20 @@ def _attempt_give_back(*, case: Case) -> None:
 
     Only in the window it was counted in: if the window moved on meanwhile (a
     lock started by concurrent guesses), the attempt stays counted, on the safe side.
-    One statement in its own transaction: its time tells nothing (only the right PIN
-    gets here), so it waits for its commit like any other write.
+    Its commit does not wait for the WAL flush either: a crash that loses it leaves the
+    attempt counted, again on the safe side, and the owner's answer does not wait.
     """
-    Case.objects.filter(
-        pk=case.pk,
-        failed_pin_window_start=case.failed_pin_window_start,
-        failed_pin_count__gt=0,
-    ).update(
-        failed_pin_count=F("failed_pin_count") - 1,
-        failed_pin_window_start=SqlCase(
-            When(failed_pin_count=1, then=Value(None)), default=F("failed_pin_window_start")
-        ),
-    )
+    with _counting_transaction():
+        Case.objects.filter(
+            pk=case.pk,
+            failed_pin_window_start=case.failed_pin_window_start,
+            failed_pin_count__gt=0,
+        ).update(
+            failed_pin_count=F("failed_pin_count") - 1,
+            failed_pin_window_start=SqlCase(
+                When(failed_pin_count=1, then=Value(None)), default=F("failed_pin_window_start")
+            ),
+        )
 
 
 @contextmanager
@@ -256,7 +257,8 @@ def _counting_transaction() -> Iterator[None]:
     """A transaction whose commit does not wait for its WAL flush (PostgreSQL).
 
     A counted attempt writes a row and an unknown or locked case writes none;
-    waiting for the flush (~2 ms) would tell them apart by time. Other
+    waiting for the flush (~2 ms) would tell them apart by time. Giving back a right
+    PIN's attempt needs no flush either (``_attempt_give_back``). Other
     transactions see the count at once, so the lock is as strict; a database
     crash may lose the last fraction of a second of counts. Inside a caller's
     transaction the setting would cover all of it, so it is left alone there.

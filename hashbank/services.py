@@ -339,10 +339,14 @@ def _apply_rule(
     timestamp = log_timestamp(hash_list)
     undo = [h.pk for h in changed if h.published] + [h.pk for h in republished]
     # The add entry a removal undoes is the hash's newest one not yet redacted.
-    add_index = dict(
-        LogEntry.objects.filter(hash_id__in=undo, op=LogEntry.Op.ADD, redacted=False).values_list(
-            "hash_id", "index"
+    add_index = (
+        dict(
+            LogEntry.objects.filter(
+                hash_id__in=undo, op=LogEntry.Op.ADD, redacted=False
+            ).values_list("hash_id", "index")
         )
+        if undo  # a new case's hashes undo nothing: no query to build
+        else {}
     )
     pending: list[PendingEntry] = []
     republishing = {h.pk for h in republished}

@@ -142,15 +142,20 @@ def _copy(
 ) -> None:
     """Write new rows of ``model`` with PostgreSQL's COPY: the rows ``bulk_create`` would insert.
 
-    The values are plain ints, strings, bytes and booleans, which psycopg writes as
-    the columns' types; building and preparing a model per row cost more than the
-    database's work for a federated import.
+    The values are plain ints, strings, bytes and booleans. Binary COPY, with each
+    column's type taken from its model field: the server neither parses text (a leaf
+    as hex) nor casts, which for a federated import's 10,000 entries is most of its
+    work after the indexes.
     """
     by_attname = {f.attname: f for f in model._meta.concrete_fields}
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(by_attname[name].column)) for name in attnames)
-    sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
+    fields = [by_attname[name] for name in attnames]
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    # "varchar(8)" names the type varchar to psycopg.
+    types = [str(f.db_type(connection)).partition("(")[0] for f in fields]
+    sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        copy.set_types(types)
         for row in rows:
             copy.write_row(row)
 

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.dispatch import Signal
 
-from hashbank import tlog
+from hashbank import sql, tlog
 from hashbank.keyring import SigningKey
 from hashbank.models import HashList, LogEntry, TreeNode
 
@@ -105,8 +105,8 @@ def log_append(*, hash_list: HashList, entries: Sequence[PendingEntry], timestam
             if level > 0
         )
     if connection.vendor == "postgresql":
-        _copy(LogEntry, _ENTRY_FIELDS, entry_rows)
-        _copy(TreeNode, _NODE_FIELDS, node_rows)
+        sql.copy_rows(LogEntry, _ENTRY_FIELDS, entry_rows)
+        sql.copy_rows(TreeNode, _NODE_FIELDS, node_rows)
     else:
         LogEntry.objects.bulk_create(
             LogEntry(**dict(zip(_ENTRY_FIELDS, row, strict=True))) for row in entry_rows
@@ -133,31 +133,6 @@ _ENTRY_FIELDS = (
     "redacted",
 )  # fmt: skip
 _NODE_FIELDS = ("hash_list_id", "level", "idx", "hash")
-
-
-def _copy(
-    model: type[LogEntry] | type[TreeNode],
-    attnames: Sequence[str],
-    rows: Sequence[tuple[object, ...]],
-) -> None:
-    """Write new rows of ``model`` with PostgreSQL's COPY: the rows ``bulk_create`` would insert.
-
-    The values are plain ints, strings, bytes and booleans. Binary COPY, with each
-    column's type taken from its model field: the server neither parses text (a leaf
-    as hex) nor casts, which for a federated import's 10,000 entries is most of its
-    work after the indexes.
-    """
-    by_attname = {f.attname: f for f in model._meta.concrete_fields}
-    quote = connection.ops.quote_name
-    fields = [by_attname[name] for name in attnames]
-    columns = ", ".join(quote(str(f.column)) for f in fields)
-    # "varchar(8)" names the type varchar to psycopg.
-    types = [str(f.db_type(connection)).partition("(")[0] for f in fields]
-    sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        copy.set_types(types)
-        for row in rows:
-            copy.write_row(row)
 
 
 def log_appended_on_commit(*, hash_list_id: int) -> None:

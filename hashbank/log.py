@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -77,43 +78,25 @@ def log_append(*, hash_list: HashList, entries: Sequence[PendingEntry], timestam
     )
     if edge.size != hash_list.log_size:
         raise RuntimeError(f"list {hash_list.slug}: stored tree edge does not match the log size")
-    first = edge.size
+    list_id, first = hash_list.pk, edge.size
     # One tuple per row, in the order of _ENTRY_FIELDS and _NODE_FIELDS: written by COPY
     # as they are on PostgreSQL (for a case's 20 entries as for an import's 10,000:
     # cheaper than building and binding a model per row), or turned into models for
-    # bulk_create elsewhere.
-    entry_rows: list[tuple[object, ...]] = []
+    # bulk_create elsewhere. Entries are hashed into the tree as COPY sends them, so the
+    # server stores one batch of entries while the next is hashed.
     node_rows: list[tuple[object, ...]] = []
-    for offset, entry in enumerate(entries):
-        digest = tlog.leaf_hash(entry.leaf)
-        entry_rows.append(
-            (
-                hash_list.pk,
-                first + offset,
-                entry.op,
-                entry.hash_id,
-                entry.leaf,
-                digest,
-                timestamp,
-                entry.removes,
-                False,
-            )
-        )
-        node_rows.extend(
-            (hash_list.pk, level, idx, node)
-            for level, idx, node in edge.append(digest)
-            if level > 0
-        )
-    if connection.vendor == "postgresql":
-        sql.copy_rows(LogEntry, _ENTRY_FIELDS, entry_rows)
-        sql.copy_rows(TreeNode, _NODE_FIELDS, node_rows)
-    else:
-        LogEntry.objects.bulk_create(
-            LogEntry(**dict(zip(_ENTRY_FIELDS, row, strict=True))) for row in entry_rows
-        )
-        TreeNode.objects.bulk_create(
-            TreeNode(**dict(zip(_NODE_FIELDS, row, strict=True))) for row in node_rows
-        )
+
+    def entry_rows() -> Iterator[tuple[object, ...]]:
+        for index, entry in enumerate(entries, start=first):
+            digest = tlog.leaf_hash(entry.leaf)
+            for level, idx, node in edge.append(digest):
+                if level:
+                    node_rows.append((list_id, level, idx, node))
+            yield (list_id, index, entry.op, entry.hash_id, entry.leaf, digest, timestamp,
+                   entry.removes, False)  # fmt: skip
+
+    _insert(LogEntry, _ENTRY_FIELDS, entry_rows())
+    _insert(TreeNode, _NODE_FIELDS, node_rows)
     hash_list.log_size = edge.size
     hash_list.tree_edge = edge.to_json()
     hash_list.log_last_timestamp = timestamp
@@ -133,6 +116,18 @@ _ENTRY_FIELDS = (
     "redacted",
 )  # fmt: skip
 _NODE_FIELDS = ("hash_list_id", "level", "idx", "hash")
+
+_M = TypeVar("_M", LogEntry, TreeNode)
+
+
+def _insert(model: type[_M], attnames: Sequence[str], rows: Iterable[tuple[object, ...]]) -> None:
+    """Insert ``rows`` (values in ``attnames`` order) as new rows of ``model``."""
+    if connection.vendor == "postgresql":
+        sql.copy_rows(model, attnames, rows)
+    else:
+        model._default_manager.bulk_create(
+            model(**dict(zip(attnames, row, strict=True))) for row in rows
+        )
 
 
 def log_appended_on_commit(*, hash_list_id: int) -> None:

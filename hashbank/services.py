@@ -35,7 +35,8 @@ from hashbank import sql, tlog
 from hashbank.log import PendingEntry, log_append, log_redact, log_timestamp
 from hashbank.models import Hash, HashList, Hold, Holder, LogEntry
 
-#: Hashes looked up per query when holding many at once (federated imports), but on PostgreSQL.
+#: Hashes looked up per query when holding many at once (federated imports), on databases
+#: other than PostgreSQL (which looks them all up in one join, ``sql.hash_ids_matching``).
 _LOOKUP_CHUNK = 1000
 
 

@@ -1,7 +1,8 @@
 """The bank's hand-written SQL for PostgreSQL, in one place (docs/ARCHITECTURE.md §4).
 
-Each function here does what the ORM does on other databases, where the ORM's
-form costs a federated import most of its time on PostgreSQL. Callers choose by
+Each function here does what the ORM does on other databases, where on PostgreSQL
+the ORM's form cost a federated import most of its time (building a model per row)
+or depended on the table's statistics (the plan of a lookup). Callers choose by
 ``connection.vendor``; everything else goes through the ORM.
 """
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.dispatch import Signal
 
-from hashbank import tlog
+from hashbank import sql, tlog
 from hashbank.keyring import SigningKey
 from hashbank.models import HashList, LogEntry, TreeNode
 
@@ -77,43 +78,25 @@ def log_append(*, hash_list: HashList, entries: Sequence[PendingEntry], timestam
     )
     if edge.size != hash_list.log_size:
         raise RuntimeError(f"list {hash_list.slug}: stored tree edge does not match the log size")
-    first = edge.size
+    list_id, first = hash_list.pk, edge.size
     # One tuple per row, in the order of _ENTRY_FIELDS and _NODE_FIELDS: written by COPY
     # as they are on PostgreSQL (for a case's 20 entries as for an import's 10,000:
     # cheaper than building and binding a model per row), or turned into models for
-    # bulk_create elsewhere.
-    entry_rows: list[tuple[object, ...]] = []
+    # bulk_create elsewhere. Entries are hashed into the tree as COPY sends them, so the
+    # server stores one batch of entries while the next is hashed.
     node_rows: list[tuple[object, ...]] = []
-    for offset, entry in enumerate(entries):
-        digest = tlog.leaf_hash(entry.leaf)
-        entry_rows.append(
-            (
-                hash_list.pk,
-                first + offset,
-                entry.op,
-                entry.hash_id,
-                entry.leaf,
-                digest,
-                timestamp,
-                entry.removes,
-                False,
-            )
-        )
-        node_rows.extend(
-            (hash_list.pk, level, idx, node)
-            for level, idx, node in edge.append(digest)
-            if level > 0
-        )
-    if connection.vendor == "postgresql":
-        _copy(LogEntry, _ENTRY_FIELDS, entry_rows)
-        _copy(TreeNode, _NODE_FIELDS, node_rows)
-    else:
-        LogEntry.objects.bulk_create(
-            LogEntry(**dict(zip(_ENTRY_FIELDS, row, strict=True))) for row in entry_rows
-        )
-        TreeNode.objects.bulk_create(
-            TreeNode(**dict(zip(_NODE_FIELDS, row, strict=True))) for row in node_rows
-        )
+
+    def entry_rows() -> Iterator[tuple[object, ...]]:
+        for index, entry in enumerate(entries, start=first):
+            digest = tlog.leaf_hash(entry.leaf)
+            for level, idx, node in edge.append(digest):
+                if level:
+                    node_rows.append((list_id, level, idx, node))
+            yield (list_id, index, entry.op, entry.hash_id, entry.leaf, digest, timestamp,
+                   entry.removes, False)  # fmt: skip
+
+    _insert(LogEntry, _ENTRY_FIELDS, entry_rows())
+    _insert(TreeNode, _NODE_FIELDS, node_rows)
     hash_list.log_size = edge.size
     hash_list.tree_edge = edge.to_json()
     hash_list.log_last_timestamp = timestamp
@@ -134,25 +117,17 @@ _ENTRY_FIELDS = (
 )  # fmt: skip
 _NODE_FIELDS = ("hash_list_id", "level", "idx", "hash")
 
+_M = TypeVar("_M", LogEntry, TreeNode)
 
-def _copy(
-    model: type[LogEntry] | type[TreeNode],
-    attnames: Sequence[str],
-    rows: Sequence[tuple[object, ...]],
-) -> None:
-    """Write new rows of ``model`` with PostgreSQL's COPY: the rows ``bulk_create`` would insert.
 
-    The values are plain ints, strings, bytes and booleans, which psycopg writes as
-    the columns' types; building and preparing a model per row cost more than the
-    database's work for a federated import.
-    """
-    by_attname = {f.attname: f for f in model._meta.concrete_fields}
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(by_attname[name].column)) for name in attnames)
-    sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
+def _insert(model: type[_M], attnames: Sequence[str], rows: Iterable[tuple[object, ...]]) -> None:
+    """Insert ``rows`` (values in ``attnames`` order) as new rows of ``model``."""
+    if connection.vendor == "postgresql":
+        sql.copy_rows(model, attnames, rows)
+    else:
+        model._default_manager.bulk_create(
+            model(**dict(zip(attnames, row, strict=True))) for row in rows
+        )
 
 
 def log_appended_on_commit(*, hash_list_id: int) -> None:

@@ -27,15 +27,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from hashbank import tlog
+from hashbank import sql, tlog
 from hashbank.log import PendingEntry, log_append, log_redact, log_timestamp
 from hashbank.models import Hash, HashList, Hold, Holder, LogEntry
 
-#: Hashes looked up per query when holding many at once (federated imports).
+#: Hashes looked up per query when holding many at once (federated imports), on databases
+#: other than PostgreSQL (which looks them all up in one join, ``sql.hash_ids_matching``).
 _LOOKUP_CHUNK = 1000
 
 
@@ -156,15 +157,21 @@ def _hashes_find_or_create(
 
     The caller holds the list's row lock, so nobody inserts into the list meanwhile.
     """
-    found: list[Hash] = []
-    for start in range(0, len(hashes), _LOOKUP_CHUNK):
-        by_algorithm: dict[str, list[str]] = {}
-        for h in hashes[start : start + _LOOKUP_CHUNK]:
-            by_algorithm.setdefault(h.algorithm, []).append(h.value)
-        condition = Q()
-        for algorithm, values in by_algorithm.items():
-            condition |= Q(algorithm=algorithm, value__in=values)
-        found.extend(Hash.objects.filter(condition, hash_list=hash_list))
+    if connection.vendor == "postgresql":
+        keys = [(h.algorithm, h.value) for h in hashes]
+        found = list(
+            Hash.objects.filter(pk__in=sql.hash_ids_matching(hash_list_id=hash_list.pk, keys=keys))
+        )
+    else:
+        found = []
+        for start in range(0, len(hashes), _LOOKUP_CHUNK):
+            by_algorithm: dict[str, list[str]] = {}
+            for h in hashes[start : start + _LOOKUP_CHUNK]:
+                by_algorithm.setdefault(h.algorithm, []).append(h.value)
+            condition = Q()
+            for algorithm, values in by_algorithm.items():
+                condition |= Q(algorithm=algorithm, value__in=values)
+            found.extend(Hash.objects.filter(condition, hash_list=hash_list))
     present = {(row.algorithm, row.value) for row in found}
     created = Hash.objects.bulk_create(
         [

@@ -50,9 +50,11 @@ _sha256 = hashlib.sha256
 
 def leaf_hash(data: bytes) -> bytes:
     """RFC 6962 leaf hash: SHA-256(0x00 || data)."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError("leaf data must be bytes")
-    return _sha256(b"\x00" + bytes(data)).digest()
+    if type(data) is not bytes:  # the usual case first: no copy, no isinstance of a union
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError("leaf data must be bytes")
+        data = bytes(data)
+    return _sha256(b"\x00" + data).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:

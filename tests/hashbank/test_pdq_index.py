@@ -120,14 +120,9 @@ def test_it_finds_exactly_the_hashes_within_the_radius_in_clustered_data() -> No
         assert index.query_many(queries, radius) == expected
 
 
-# Candidate pairs are made distinct by a sort below a bound and by scattering above it.
-@pytest.mark.parametrize("sorted_below", [2, 10**9])
-def test_a_batch_over_crowded_buckets_is_exact(
-    monkeypatch: pytest.MonkeyPatch, sorted_below: int
-) -> None:
+def test_a_batch_over_crowded_buckets_is_exact() -> None:
     """Near-duplicates of one image crowd the same buckets: a batch reads ~10^5 entries,
     and the queries share most of their matches."""
-    monkeypatch.setattr(pdq_index, "_SORTED_PAIRS_BELOW", sorted_below)
     rng = np.random.default_rng(16)
     centre = random_vectors(rng, 1)[0]
     spread = rng.integers(0, 48, size=4000)

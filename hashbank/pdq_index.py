@@ -87,6 +87,7 @@ _SORT_PROBES_FROM: Final = 16  # queries
 _QUERY_CHUNK: Final = 1 << 10  # queries probed together by query_many (bounds temporary memory)
 # Bucket entries read at once (the temporaries fit in L2).
 _ENTRY_BLOCK: Final = 1 << 15
+_WORDWISE_NONZERO_FROM: Final = 1 << 13  # entries (see _flatnonzero)
 _SAVED: Final = ("vectors", "ids", "rows", "partner", "offsets")  # PDQIndex.save's files
 _FORMAT: Final = "hashbank PDQ index 1\n"
 _SCAN_CHUNK: Final = 1 << 16  # rows compared at once when scanning
@@ -244,6 +245,29 @@ def _distinct_pairs(
     if len(key) > 1:
         key = key[np.concatenate(([True], key[1:] != key[:-1]))]
     return key >> shift, key & ((1 << shift) - 1)
+
+
+def _flatnonzero(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """``np.flatnonzero(mask)`` of a 1-d bool array, faster when it is long and ~10 % True.
+
+    numpy finds the True entries of a bool array one ``memchr`` at a time up to a tenth of
+    them True, and without branches above: ~1.5 ns an entry at 5 to 10 % True (a batch with
+    matches), ~0.5 ns at 20 %. Finding the 8-entry words with any True first, then the True
+    entries in those, keeps both searches in the cheap regimes; for its extra numpy calls,
+    only from ``_WORDWISE_NONZERO_FROM`` entries.
+    """
+    n = len(mask)
+    if n < _WORDWISE_NONZERO_FROM:
+        return np.flatnonzero(mask)
+    whole = n - n % 8
+    words = mask[:whole].view(np.uint64)
+    (some,) = np.nonzero(words != 0)
+    (within,) = np.nonzero(np.take(words, some).view(np.bool_))
+    found: npt.NDArray[np.int64] = np.take(some, within >> 3) << 3
+    found |= within & 7
+    if whole < n:
+        found = np.concatenate([found, np.flatnonzero(mask[whole:]) + whole])
+    return found
 
 
 def _id_order(
@@ -450,12 +474,14 @@ class _Tables:
             pos += _arange(len(pos), np.int64)
             partner = np.take(self.partner, pos)
             partner ^= tag.astype(np.uint16)
-            # numpy counts the bits of bytes with SIMD, but of uint16s one at a time.
-            bits = np.bitwise_count(partner.view(np.uint8))
-            off = bits[::2] + bits[1::2]
-            (near,) = np.nonzero(off <= t)
+            # The bits the other half is off by: counted by byte (numpy counts bytes with SIMD,
+            # uint16s one at a time), and the two counts summed into the high byte by
+            # multiplying by 0x101 (lo + (lo + hi) << 8).
+            np.bitwise_count(partner.view(np.uint8), out=partner.view(np.uint8))
+            partner *= np.uint16(0x101)
+            near = _flatnonzero(partner <= (t << 8 | 0xFF))
             tag = tag[near]
-            (kept,) = np.nonzero(np.take(keeps, ((tag >> 12) & 0x70) | off[near]))
+            (kept,) = np.nonzero(np.take(keeps, ((tag >> 12) & 0x70) | (partner[near] >> 8)))
             queries.append((tag[kept] >> _QUERY_SHIFT) & (_QUERY_CHUNK - 1))
             positions.append(pos[near[kept]])
         if len(queries) == 1:

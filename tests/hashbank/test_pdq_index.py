@@ -145,6 +145,14 @@ def test_reading_bucket_entries_in_small_blocks_changes_nothing(
     assert index.query_many(queries) == expected
 
 
+@pytest.mark.parametrize("n", [0, 5, 8191, 8192, 8197, 40_003])
+@pytest.mark.parametrize("share", [0.0, 0.01, 0.09, 0.3, 1.0])
+def test_wordwise_nonzero_finds_what_numpy_finds(n: int, share: float) -> None:
+    mask = np.random.default_rng(n).random(n) < share
+    found = pdq_index._flatnonzero(mask)
+    assert found.tolist() == np.flatnonzero(mask).tolist()
+
+
 def test_results_are_sorted_by_distance_then_id() -> None:
     rng = np.random.default_rng(4)
     q = random_vectors(rng, 1)[0]

@@ -78,6 +78,7 @@ _BUCKETS: Final = 1 << 16
 # The half that shares a 32-bit word with half s (uint16 view of little-endian byte pairs;
 # which byte is high does not matter: bit flips are enumerated over all 16 bits).
 _PARTNER: Final = np.arange(_HALVES) ^ 1
+_HALF_STARTS: Final = (np.arange(_HALVES, dtype=np.int64) * _BUCKETS)[:, None]  # in the offsets
 # Above this word threshold (radius >= 64) probing costs more than scanning every hash.
 _MAX_PROBED_WORD_DISTANCE: Final = 7
 # Added hashes wait in the scanned delta until there are this many; removed rows stay in
@@ -304,7 +305,6 @@ class _Tables:
         self.partner = partner
         self.offsets = offsets
         self.index_type: type[np.signedinteger[Any]] = rows.dtype.type
-        self.half_base = (np.arange(_HALVES, dtype=self.index_type) * _BUCKETS)[:, None]
         self.alive = np.ones(len(ids), dtype=bool)
         self.dead = 0
         # (ids sorted, their rows), made on first need: a read-only index never needs it.
@@ -412,15 +412,17 @@ class _Tables:
         # it are checked against travels in one int64 (see _PROBE_CLASSES): the query, the
         # probe's class and the other half of the probed word in the query.
         keys = (halves.T[:, :, None] ^ masks).reshape(_HALVES, nq * nm)
+        buckets = keys + _HALF_STARTS
         info = (_arange(nq, np.int64) << _QUERY_SHIFT)[None, :, None] | _PROBE_CLASSES[t // 2]
         info = (info | halves.T[_PARTNER][:, :, None]).reshape(_HALVES, nq * nm)
         if nq >= _SORT_PROBES_FROM:
             # Visiting each half's buckets in order turns scattered reads of the tables into
             # a near-sequential sweep: twice as fast for a batch, less the (radix) sort.
             order = np.argsort(keys, axis=1, kind="stable")
-            keys = np.take_along_axis(keys, order, axis=1)
-            info = np.take_along_axis(info, order, axis=1)
-        buckets = (keys.astype(self.index_type) + self.half_base).ravel()
+            order += _arange(_HALVES, np.int64)[:, None] * (nq * nm)
+            buckets = np.take(buckets, order)
+            info = np.take(info, order)
+        buckets = buckets.ravel()
         starts = np.take(self.offsets, buckets)
         lens = np.take(self.offsets, buckets + 1) - starts
         q, pos = self._near_words(starts, lens, info.ravel(), t)

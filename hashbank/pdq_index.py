@@ -23,11 +23,12 @@ Batches: :meth:`PDQIndex.query_many` sorts a batch's probes by bucket, so the ta
 in one near-sequential sweep instead of at random (the reads, not the arithmetic, are what a
 query costs), and reads the buckets' entries in cache-sized blocks. Every step is one numpy
 pass over the whole batch, and each pass costs ~1 ns an entry, so the passes are what is
-counted: an entry's position, probe and query half are repeated out of its probe as one
-int64; a near-duplicate found through several of its words is kept once by scattering the
-(query, row) pairs into slots, not by sorting them (numpy's int64 sort is ~40 ns an element
-here); and the matches are put in order by one sort of (query, distance, row) packed in an
-int64, which is (distance, id) order because the tables hold their rows in id order.
+counted: an entry's position and all that its probe's rule needs (the query, the query's
+other half of the word, the flip's weight, and whether the half is odd) are repeated out of
+the probe as one int64; a near-duplicate found through several of its words is kept once by
+one sort of the (query, row) pairs packed in an int64 (numpy sorts int64 with SIMD, ~6 ns an
+element here); and the matches are put in order by one sort of (query, distance, row) packed
+in an int64, which is (distance, id) order because the tables hold their rows in id order.
 
 Updates: :meth:`PDQIndex.add` puts new hashes in a small unindexed *delta* that queries scan;
 :meth:`PDQIndex.remove` marks indexed rows dead. When the delta or the dead rows grow past a
@@ -45,7 +46,6 @@ a hash more once ids are looked up (add, remove, ``in``).
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import tempfile
@@ -78,16 +78,17 @@ _BUCKETS: Final = 1 << 16
 # The half that shares a 32-bit word with half s (uint16 view of little-endian byte pairs;
 # which byte is high does not matter: bit flips are enumerated over all 16 bits).
 _PARTNER: Final = np.arange(_HALVES) ^ 1
+_HALF_STARTS: Final = (np.arange(_HALVES, dtype=np.int64) * _BUCKETS)[:, None]  # in the offsets
 # Above this word threshold (radius >= 64) probing costs more than scanning every hash.
 _MAX_PROBED_WORD_DISTANCE: Final = 7
 # Added hashes wait in the scanned delta until there are this many; removed rows stay in
 # the tables until there are this many or a quarter of the rows, whichever is more.
 _DELTA_LIMIT: Final = 2048
 _SORT_PROBES_FROM: Final = 16  # queries
-_QUERY_CHUNK: Final = 1024  # queries probed together by query_many (bounds temporary memory)
-# Bucket entries read at once (the temporaries fit in L2); below 2**16 (see _near_partners).
-_ENTRY_BLOCK: Final = (1 << 16) - 1
-_SORTED_PAIRS_BELOW: Final = 4096  # candidate pairs made distinct by sorting (_distinct_pairs)
+_QUERY_CHUNK: Final = 1 << 10  # queries probed together by query_many (bounds temporary memory)
+# Bucket entries read at once (the temporaries fit in L2).
+_ENTRY_BLOCK: Final = 1 << 15
+_WORDWISE_NONZERO_FROM: Final = 1 << 13  # entries (see _flatnonzero)
 _SAVED: Final = ("vectors", "ids", "rows", "partner", "offsets")  # PDQIndex.save's files
 _FORMAT: Final = "hashbank PDQ index 1\n"
 _SCAN_CHUNK: Final = 1 << 16  # rows compared at once when scanning
@@ -105,11 +106,30 @@ def _flips(max_bits: int) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.int16]
 
 
 _FLIPS: Final = [_flips(h) for h in range(_MAX_PROBED_WORD_DISTANCE // 2 + 1)]
-# A row found through an odd half whose even partner is within h bits is found through that
-# even half too: only the even half's probe keeps it (off > h), the others keep all (off > -1).
-_ODD_HALF_FLOOR: Final = [
-    np.where(np.arange(_HALVES) % 2 == 1, h, -1) for h in range(_MAX_PROBED_WORD_DISTANCE // 2 + 1)
-]
+
+
+def _probe_classes(h: int) -> npt.NDArray[np.int64]:
+    """Each probe's class, by half and flip, shifted into place in its ``info``: the flip's
+    weight w (at most 3), plus 4 for an odd half."""
+    weights = _FLIPS[h][1].astype(np.int64)
+    odd = (np.arange(_HALVES, dtype=np.int64) % 2)[:, None]
+    return ((weights[None, :] | odd << 2) << 16)[:, None, :]
+
+
+def _keeps(t: int) -> npt.NDArray[np.bool_]:
+    """Whether a probe of class c keeps an entry whose other half is ``off`` bits from the
+    query's, at ``c << 4 | off``: when its whole word is within t bits (off <= t - w), and
+    for an odd half, when its even half is not within t // 2 bits (else the even half's
+    probe finds the row, and keeps it)."""
+    c, off = np.divmod(np.arange(8 << 4), 16)
+    return (off <= t - (c & 3)) & ((c < 4) | (off > t // 2))
+
+
+_PROBE_CLASSES: Final = [_probe_classes(h) for h in range(_MAX_PROBED_WORD_DISTANCE // 2 + 1)]
+_KEEPS: Final = [_keeps(t) for t in range(_MAX_PROBED_WORD_DISTANCE + 1)]
+# A probe's info: the query's other half of the word in bits 0-15, the probe's class in
+# 16-18, and the query's number (below _QUERY_CHUNK) from bit 19.
+_QUERY_SHIFT: Final = 19
 
 
 def vectors_from_hex(values: Iterable[str]) -> Vectors:
@@ -148,15 +168,6 @@ def _arange(n: int, dtype: type[np.signedinteger[Any]]) -> npt.NDArray[np.signed
         cached.flags.writeable = False
         _ARANGE[dtype] = cached
     return cached[:n]
-
-
-@functools.cache
-def _unsorted_probes(nq: int, nm: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
-    """(query, flip number) of each probe of a small batch, by half, query, flip."""
-    probe_q = np.tile(np.repeat(np.arange(nq, dtype=np.int32), nm), _HALVES)
-    flip = np.tile(np.arange(nm, dtype=np.int32), _HALVES * nq)
-    probe_q.flags.writeable = flip.flags.writeable = False
-    return probe_q, flip
 
 
 def _check_vectors(vectors: object) -> Vectors:
@@ -224,47 +235,40 @@ def _distances(
 
 def _distinct_pairs(
     q: npt.NDArray[np.signedinteger[Any]], rows: npt.NDArray[np.signedinteger[Any]], n: int
-) -> tuple[npt.NDArray[np.signedinteger[Any]], npt.NDArray[np.signedinteger[Any]]]:
-    """The distinct (q, row) pairs of two equal-length arrays of rows below ``n``, in no
-    particular order.
-
-    Sorting the pairs costs ~40 ns each here (numpy sorts int64 without SIMD on this
-    build); instead each pair writes its number into a slot chosen by its row, reads back
-    the slot's winner, and is dropped if the winner is the same pair. Pairs that lost to a
-    different pair (another query, or another row in the same slot) go round again: rarely
-    more than twice, as there is a slot for each row, or 8 slots or more a pair.
-    """
-    k = len(rows)
-    if k < 2:
-        return q, rows
-    if k < _SORTED_PAIRS_BELOW:  # for a few pairs, the sort is the cheaper
-        shift = max(1, n - 1).bit_length()
-        key = q.astype(np.int64) << shift
-        key |= rows
-        key.sort()
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The distinct (q, row) pairs of two equal-length arrays of rows below ``n``, by query
+    then row: one sort of the pairs packed in an int64 (numpy sorts int64 with SIMD, ~6 ns
+    an element here)."""
+    shift = max(1, n - 1).bit_length()
+    key = q.astype(np.int64) << shift
+    key |= rows
+    key.sort()
+    if len(key) > 1:
         key = key[np.concatenate(([True], key[1:] != key[:-1]))]
-        return key >> shift, key & ((1 << shift) - 1)
-    size = 1 << (min(n, 8 * k) - 1).bit_length()
-    slot_of = rows & (size - 1)
-    slots = np.empty(size, dtype=np.int32)
-    pending = _arange(k, np.int32)
-    at = slot_of
-    kept: list[npt.NDArray[np.int32]] = []
-    while True:
-        slots[at] = pending  # one pair in each slot wins (whichever numpy writes last)
-        winner = np.take(slots, at)
-        (lost,) = np.nonzero(winner != pending)
-        if len(lost) == 0:
-            break
-        kept.append(pending[winner == pending])
-        winner, pending = winner[lost], pending[lost]
-        other = np.take(q, winner) != np.take(q, pending)
-        other |= np.take(rows, winner) != np.take(rows, pending)
-        pending = pending[other]
-        at = np.take(slot_of, pending)
-    kept.append(pending)
-    distinct = np.concatenate(kept) if len(kept) > 1 else kept[0]
-    return np.take(q, distinct), np.take(rows, distinct)
+    return key >> shift, key & ((1 << shift) - 1)
+
+
+def _flatnonzero(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """``np.flatnonzero(mask)`` of a 1-d bool array, faster when it is long and ~10 % True.
+
+    numpy finds the True entries of a bool array one ``memchr`` at a time up to a tenth of
+    them True, and without branches above: ~1.5 ns an entry at 5 to 10 % True (a batch with
+    matches), ~0.5 ns at 20 %. Finding the 8-entry words with any True first, then the True
+    entries in those, keeps both searches in the cheap regimes; for its extra numpy calls,
+    only from ``_WORDWISE_NONZERO_FROM`` entries.
+    """
+    n = len(mask)
+    if n < _WORDWISE_NONZERO_FROM:
+        return np.flatnonzero(mask)
+    whole = n - n % 8
+    words = mask[:whole].view(np.uint64)
+    (some,) = np.nonzero(words != 0)
+    (within,) = np.nonzero(np.take(words, some).view(np.bool_))
+    found: npt.NDArray[np.int64] = np.take(some, within >> 3) << 3
+    found |= within & 7
+    if whole < n:
+        found = np.concatenate([found, np.flatnonzero(mask[whole:]) + whole])
+    return found
 
 
 def _id_order(
@@ -301,7 +305,6 @@ class _Tables:
         self.partner = partner
         self.offsets = offsets
         self.index_type: type[np.signedinteger[Any]] = rows.dtype.type
-        self.half_base = (np.arange(_HALVES, dtype=self.index_type) * _BUCKETS)[:, None]
         self.alive = np.ones(len(ids), dtype=bool)
         self.dead = 0
         # (ids sorted, their rows), made on first need: a read-only index never needs it.
@@ -394,107 +397,98 @@ class _Tables:
 
     def probe(
         self, halves: npt.NDArray[np.uint16], words: npt.NDArray[np.uint64], radius: int
-    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """(query number, row, distance) of every live row within ``radius`` of a query,
         each once, in no particular order.
 
-        ``halves`` and ``words`` are the queries as (q, 16) uint16 and (q, 4) uint64 views.
+        ``halves`` and ``words`` are the queries as (q, 16) uint16 and (q, 4) uint64 views,
+        at most ``_QUERY_CHUNK`` of them.
         """
         t = radius // 8  # some 32-bit word is within t bits
-        masks, weights = _FLIPS[t // 2]  # ...and one of its halves within t // 2 bits
+        masks, _ = _FLIPS[t // 2]  # ...and one of its halves within t // 2 bits
         nq, nm = len(halves), len(masks)
         # One probe per (half, query, flip), each half's probes in a row; its bucket is
-        # half * 65536 + the query's half with the flip applied.
-        others = halves.T[_PARTNER]  # (half, query): the other half of the probed word
-        # Each probe's query and flip number, and its word's other half in the query.
+        # half * 65536 + the query's half with the flip applied. What the entries read through
+        # it are checked against travels in one int64 (see _PROBE_CLASSES): the query, the
+        # probe's class and the other half of the probed word in the query.
+        keys = (halves.T[:, :, None] ^ masks).reshape(_HALVES, nq * nm)
+        buckets = keys + _HALF_STARTS
+        info = (_arange(nq, np.int64) << _QUERY_SHIFT)[None, :, None] | _PROBE_CLASSES[t // 2]
+        info = (info | halves.T[_PARTNER][:, :, None]).reshape(_HALVES, nq * nm)
         if nq >= _SORT_PROBES_FROM:
             # Visiting each half's buckets in order turns scattered reads of the tables into
             # a near-sequential sweep: twice as fast for a batch, less the (radix) sort.
-            keys = (halves.T[:, :, None] ^ masks).reshape(_HALVES, nq * nm)
-            order = np.argsort(keys, axis=1, kind="stable").astype(np.int32)
-            keys = np.take_along_axis(keys, order, axis=1)
-            buckets = (keys.astype(self.index_type) + self.half_base).ravel()
-            probe_q, flip = np.divmod(order.ravel(), np.int32(nm))
-            half_start = np.repeat(_arange(_HALVES, np.int32) * np.int32(nq), nq * nm)
-            other = np.take(others, probe_q + half_start)
-        else:
-            based = halves.T.astype(self.index_type) + self.half_base
-            buckets = (based[:, :, None] ^ masks).ravel()
-            probe_q, flip = _unsorted_probes(nq, nm)
-            other = np.repeat(others, nm)
-        # The bits the other half may be off by: within t with this half's flips, and, when
-        # both halves of the word were probed close enough, more than t // 2 for the odd
-        # one (the even one's probe keeps the row).
-        most = t - np.take(weights, flip)
-        least = np.repeat(_ODD_HALF_FLOOR[t // 2], nq * nm)
+            order = np.argsort(keys, axis=1, kind="stable")
+            order += _arange(_HALVES, np.int64)[:, None] * (nq * nm)
+            buckets = np.take(buckets, order)
+            info = np.take(info, order)
+        buckets = buckets.ravel()
         starts = np.take(self.offsets, buckets)
         lens = np.take(self.offsets, buckets + 1) - starts
-        if lens.all():
-            probe, off, pos = self._near_partners(starts, lens, other, t)
-        else:  # _near_partners takes non-empty buckets only
-            (live,) = np.nonzero(lens)
-            if len(live) == 0:
-                empty = np.empty(0, dtype=np.intp)
-                return empty, empty, np.empty(0, dtype=np.int64)
-            probe, off, pos = self._near_partners(starts[live], lens[live], other[live], t)
-            probe = live[probe]
-        keep = (off <= most[probe]) & (off > least[probe])
-        q = np.take(probe_q, probe[keep])
-        rows = np.take(self.rows, pos[keep])
-        q, rows = _distinct_pairs(q, rows, len(self.ids))
+        q, pos = self._near_words(starts, lens, info.ravel(), t)
+        q, rows = _distinct_pairs(q, np.take(self.rows, pos), len(self.ids))
         dist = _distances(np.take(self.words, rows, axis=0), np.take(words, q, axis=0))
         ok = (dist <= radius) & np.take(self.alive, rows)
         return q[ok], rows[ok], dist[ok]
 
-    def _near_partners(
+    def _near_words(
         self,
         starts: npt.NDArray[np.signedinteger[Any]],
         lens: npt.NDArray[np.signedinteger[Any]],
-        other: npt.NDArray[np.uint16],
+        info: npt.NDArray[np.int64],
         t: int,
-    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8], npt.NDArray[np.signedinteger[Any]]]:
-        """The entries of the probed (non-empty) buckets whose other half is within ``t``
-        bits of the query's: (probe number, bits off, position in the tables) of each.
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The entries of the probed buckets whose 32-bit word is within ``t`` bits of the
+        query's, less those another probe keeps: (query number, position in the tables) of
+        each.
 
         The buckets' entries are read in blocks of about ``_ENTRY_BLOCK``, so the temporary
-        arrays stay in the CPU's cache however large the batch. A block has at most
-        ``_ENTRY_BLOCK`` < 2**16 probes, so each entry's probe (within the block), query
-        half and, in tables of int32 positions, first position travel in one repeated int64:
-        numpy makes one pass over the entries for all three (repeats cost ~1 ns an entry).
+        arrays stay in the CPU's cache however large the batch. In tables of int32 positions
+        each entry's first position and its probe's ``info`` travel in one repeated int64:
+        numpy makes one pass over the entries for both (repeats cost ~1 ns an entry).
         """
+        empty = np.empty(0, dtype=np.int64)
         ends = np.cumsum(lens, dtype=np.int64)
+        if len(ends) == 0 or ends[-1] == 0:
+            return empty, empty
+        # A probe's first position less the number of the entry it is read into.
+        first = starts - (ends - lens)
+        packed = self.index_type is np.int32  # positions below 2**31 ride in the high half
+        if packed:
+            first = (first << 32) | info
         cuts: list[int] = []
         if ends[-1] > _ENTRY_BLOCK:
             at = np.arange(_ENTRY_BLOCK, int(ends[-1]), _ENTRY_BLOCK)
             cuts = (np.searchsorted(ends, at) + 1).tolist()
-        local_probes = _arange(min(len(lens), _ENTRY_BLOCK + 1), np.int64).astype(np.uint32) << 16
-        probes: list[npt.NDArray[np.intp]] = []
-        offs: list[npt.NDArray[np.uint8]] = []
-        positions: list[npt.NDArray[np.intp]] = []
+        keeps = _KEEPS[t]
+        queries: list[npt.NDArray[np.int64]] = []
+        positions: list[npt.NDArray[np.int64]] = []
         for a, b in pairwise([0, *cuts, len(lens)]):
-            if a >= b:
+            read = int(ends[a - 1]) if a else 0  # entries read before this block
+            if a >= b or ends[b - 1] == read:
                 continue
-            block_lens = lens[a:b]
-            block_ends = ends[a:b] - ends[a - 1] if a else ends[:b]
-            first = (starts[a:b] - (block_ends - block_lens)).astype(np.int64)
-            tags = local_probes[: b - a] | other[a:b]
-            if self.index_type is np.int32:  # positions below 2**31 ride in the tags
-                tag = np.repeat((first << 32) | tags, block_lens)
+            if packed:
+                tag = np.repeat(first[a:b] + (read << 32), lens[a:b])
                 pos = tag >> 32
             else:
-                tag = np.repeat(tags, block_lens)
-                pos = np.repeat(first, block_lens)
+                tag = np.repeat(info[a:b], lens[a:b])
+                pos = np.repeat(first[a:b] + read, lens[a:b])
             pos += _arange(len(pos), np.int64)
             partner = np.take(self.partner, pos)
             partner ^= tag.astype(np.uint16)
-            off = np.bitwise_count(partner)
-            (keep,) = np.nonzero(off <= t)
-            probes.append(a + ((tag[keep] >> 16) & 0xFFFF).astype(np.intp))
-            offs.append(off[keep])
-            positions.append(pos[keep])
-        if len(probes) == 1:
-            return probes[0], offs[0], positions[0]
-        return np.concatenate(probes), np.concatenate(offs), np.concatenate(positions)
+            # The bits the other half is off by: counted by byte (numpy counts bytes with SIMD,
+            # uint16s one at a time), and the two counts summed into the high byte by
+            # multiplying by 0x101 (lo + (lo + hi) << 8).
+            np.bitwise_count(partner.view(np.uint8), out=partner.view(np.uint8))
+            partner *= np.uint16(0x101)
+            near = _flatnonzero(partner <= (t << 8 | 0xFF))
+            tag = tag[near]
+            (kept,) = np.nonzero(np.take(keeps, ((tag >> 12) & 0x70) | (partner[near] >> 8)))
+            queries.append((tag[kept] >> _QUERY_SHIFT) & (_QUERY_CHUNK - 1))
+            positions.append(pos[near[kept]])
+        if len(queries) == 1:
+            return queries[0], positions[0]
+        return np.concatenate(queries), np.concatenate(positions)
 
     def scan(
         self, words: npt.NDArray[np.uint64], radius: int

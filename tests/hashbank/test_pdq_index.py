@@ -120,14 +120,9 @@ def test_it_finds_exactly_the_hashes_within_the_radius_in_clustered_data() -> No
         assert index.query_many(queries, radius) == expected
 
 
-# Candidate pairs are made distinct by a sort below a bound and by scattering above it.
-@pytest.mark.parametrize("sorted_below", [2, 10**9])
-def test_a_batch_over_crowded_buckets_is_exact(
-    monkeypatch: pytest.MonkeyPatch, sorted_below: int
-) -> None:
+def test_a_batch_over_crowded_buckets_is_exact() -> None:
     """Near-duplicates of one image crowd the same buckets: a batch reads ~10^5 entries,
     and the queries share most of their matches."""
-    monkeypatch.setattr(pdq_index, "_SORTED_PAIRS_BELOW", sorted_below)
     rng = np.random.default_rng(16)
     centre = random_vectors(rng, 1)[0]
     spread = rng.integers(0, 48, size=4000)
@@ -148,6 +143,14 @@ def test_reading_bucket_entries_in_small_blocks_changes_nothing(
     expected = [brute_force(vectors, ids, q, 31) for q in queries]
     monkeypatch.setattr(pdq_index, "_ENTRY_BLOCK", block)
     assert index.query_many(queries) == expected
+
+
+@pytest.mark.parametrize("n", [0, 5, 8191, 8192, 8197, 40_003])
+@pytest.mark.parametrize("share", [0.0, 0.01, 0.09, 0.3, 1.0])
+def test_wordwise_nonzero_finds_what_numpy_finds(n: int, share: float) -> None:
+    mask = np.random.default_rng(n).random(n) < share
+    found = pdq_index._flatnonzero(mask)
+    assert found.tolist() == np.flatnonzero(mask).tolist()
 
 
 def test_results_are_sorted_by_distance_then_id() -> None:

@@ -8,6 +8,8 @@ from django.middleware.locale import LocaleMiddleware
 from django.urls import Resolver404, resolve
 from django.utils import translation
 
+from webapi.guard import API_PREFIXES
+
 # The public pages (config/urls.py, under i18n_patterns): English at /, Dutch
 # under /nl/, Swedish under /sv/.
 PAGE_URL_NAMES = frozenset({"case-page", "case-status-page", "jsi18n"})
@@ -32,6 +34,8 @@ class AddressOrHeaderLocaleMiddleware(LocaleMiddleware):
 
 def _is_page(path: str) -> bool:
     """Whether an address without a language prefix is one of the English pages."""
+    if path.startswith(API_PREFIXES):  # the machine-facing paths: no page, no second resolve
+        return False
     # Resolved as English: the pattern's prefix follows the active language.
     with translation.override(settings.LANGUAGE_CODE):
         try:

@@ -309,9 +309,10 @@ class _Applier:
 
     def apply(self, start: int, entries: list[Any]) -> None:
         """Verify and apply one page; entries at or past the target size are ignored."""
-        edge = self.edge
+        leaf_hashes: list[bytes] = []
+        push = leaf_hashes.append
+        i = self.edge.size
         for pos, e in enumerate(entries):
-            i = edge.size
             if i >= self.target:
                 break
             if type(e) is not dict:
@@ -324,14 +325,16 @@ class _Applier:
                 raise MissingOrReorderedEntries(_order_message(i, idx, start, pos), index=i)
             redacted = e.get("redacted", False)
             if redacted is False:
-                edge.push(self._apply_leaf(i, e))
+                push(self._apply_leaf(i, e))
             elif redacted is True:
-                edge.push(self._apply_redacted(i, e))
+                push(self._apply_redacted(i, e))
             else:
                 raise MalformedResponse(
                     f'entry {i}: "redacted" must be true or false, not {short(redacted)}',
                     index=i,
                 )
+            i += 1
+        self.edge.push_all(leaf_hashes)
         self._flush()
 
     def _apply_leaf(self, i: int, e: dict[str, Any]) -> bytes:

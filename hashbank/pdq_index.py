@@ -189,7 +189,7 @@ def _as_ids(ids: object) -> npt.NDArray[np.int64]:
         raise ValueError("ids must be integers")
     if arr.dtype == np.uint64 and int(arr.max()) > np.iinfo(np.int64).max:
         raise ValueError("ids must fit in a signed 64-bit integer")
-    return arr.astype(np.int64)
+    return arr.astype(np.int64, copy=False)
 
 
 def _check_ids(ids: object, n: int) -> npt.NDArray[np.int64]:

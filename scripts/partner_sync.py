@@ -35,7 +35,8 @@ Files in the state directory:
   redacted whose ``remove`` is still to come (table ``redacted``), and a copy of the state
   written in the same transaction (table ``meta``), so that a crash between the store commit
   and the state file replacement is recovered at the next sync.
-* ``pdq-<size>-<root>.npy``: cache of the PDQ values as an (n, 4) uint64 array for ``match``.
+* ``pdq-<size>-<root>.npy``: cache of the PDQ values as an (n, 4) big-endian uint64 array
+  for ``match``.
 
 A sync is refused (``SyncRefused``, exit 3) for: a checkpoint not signed by a pinned key
 (``UnknownKey``) or badly signed (``BadSignature``), for another origin (``OriginMismatch``),

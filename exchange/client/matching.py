@@ -1,7 +1,8 @@
 """PDQ near-matches in a partner's store (numpy; only the command line's ``match`` needs it).
 
-The distinct published PDQ values are cached next to the store as an (n, 4) uint64 array,
-``pdq-<size>-<root>.npy`` (word k = hex digits 16k..16k+15), and indexed for near matches
+The distinct published PDQ values are cached next to the store as an (n, 4) big-endian
+uint64 array, ``pdq-<size>-<root>.npy`` (word k = hex digits 16k..16k+15, so a row's bytes
+are the hash's bytes in order), and indexed for near matches
 (``hashbank.pdq_index``, the bank's own index, saved as ``pdq-<size>-<root>.index/``), both
 rebuilt when the store moves to another log size; a query then reads a few buckets of the
 index rather than every row.
@@ -29,6 +30,7 @@ PDQ_BITS: Final = 256
 CACHE_CHUNK = 1 << 16
 
 _PDQ_HEX_RE: Final = re.compile(r"[0-9a-f]{64}")
+_WORD: Final = np.dtype(">u8")
 
 
 def _cache_path(store: LocalStore, size: int, root: bytes) -> Path:
@@ -36,7 +38,7 @@ def _cache_path(store: LocalStore, size: int, root: bytes) -> Path:
 
 
 def pdq_array(store: LocalStore) -> np.ndarray:
-    """The distinct PDQ values of ``store`` as an (n, 4) uint64 array, from the cache.
+    """The distinct PDQ values of ``store`` as an (n, 4) big-endian uint64 array, from the cache.
 
     The meta row and the values are read in one snapshot; the cache is written chunk by
     chunk, so building it takes memory for one chunk, whatever the size of the list.
@@ -54,7 +56,7 @@ def _pdq_cache(store: LocalStore) -> tuple[np.ndarray, Path]:
         if path.exists():
             try:
                 cached: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
-                if cached.dtype == np.uint64 and cached.ndim == 2 and cached.shape[1] == 4:
+                if cached.dtype == _WORD and cached.ndim == 2 and cached.shape[1] == 4:
                     return cached, path
             except (OSError, ValueError):
                 pass
@@ -65,7 +67,7 @@ def _pdq_cache(store: LocalStore) -> tuple[np.ndarray, Path]:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.lib.format.write_array_header_1_0(
-                    f, {"descr": "<u8", "fortran_order": False, "shape": (count, 4)}
+                    f, {"descr": _WORD.str, "fortran_order": False, "shape": (count, 4)}
                 )
                 last, written = "", 0
                 while True:  # SQLite concatenates (fast), in chunks
@@ -76,8 +78,7 @@ def _pdq_cache(store: LocalStore) -> tuple[np.ndarray, Path]:
                         (last, CACHE_CHUNK),
                     ).fetchone()
                     if n:
-                        chunk = np.frombuffer(bytes.fromhex(text), dtype=">u8")
-                        f.write(chunk.astype("<u8").tobytes())
+                        f.write(bytes.fromhex(text))  # big-endian words: the bytes as they are
                         written += n
                     if n < CACHE_CHUNK:
                         break
@@ -117,8 +118,7 @@ def pdq_index(store: LocalStore) -> tuple[PDQIndex, np.ndarray]:
         if len(index) == len(arr):
             return index, arr
     shutil.rmtree(path, ignore_errors=True)
-    # Word k holds hex digits 16k..16k+15: big-endian words are the hash's bytes in order.
-    vectors = np.ascontiguousarray(arr).astype(">u8").view(np.uint8).reshape(-1, 32)
+    vectors = arr.view(np.uint8).reshape(-1, 32)  # the hashes' bytes in order, not copied
     index = PDQIndex(vectors, np.arange(len(arr)))
     with contextlib.suppress(FileExistsError):  # another `match` saved it first
         index.save(path)

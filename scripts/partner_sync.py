@@ -230,13 +230,11 @@ def _cmd_sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         page_size=args.page_size,
         timeout=args.timeout,
         retries=args.retries,
+        pdq_cache=True,  # keep `match` instant (about 0.4 s per million PDQ hashes)
         progress=not args.no_progress and err.isatty(),
         allow_http=args.allow_http,
     )
     result = sync(config)
-    if result.entries:  # keep `match` instant (about 0.4 s per million PDQ hashes)
-        with LocalStore(args.state_dir) as store:
-            matching.refresh_pdq_cache(store)
     if args.json:
         out.write(json.dumps(result.to_json()) + "\n")
     elif result.entries == 0:

@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Final
@@ -40,8 +41,8 @@ def _cache_path(store: LocalStore, size: int, root: bytes) -> Path:
 def pdq_array(store: LocalStore) -> np.ndarray:
     """The distinct PDQ values of ``store`` as an (n, 4) big-endian uint64 array, from the cache.
 
-    The meta row and the values are read in one snapshot; the cache is written chunk by
-    chunk, so building it takes memory for one chunk, whatever the size of the list.
+    The meta row and the values are read in one snapshot; building the cache takes about
+    twice the cache's size in memory (32 bytes a hash), less than indexing it.
     """
     return _pdq_cache(store)[0]
 
@@ -60,30 +61,14 @@ def _pdq_cache(store: LocalStore) -> tuple[np.ndarray, Path]:
                     return cached, path
             except (OSError, ValueError):
                 pass
-        (count,) = conn.execute(
-            "SELECT count(DISTINCT value) FROM hashes WHERE algorithm = 'pdq'"
-        ).fetchone()
+        distinct = _distinct_pdq_values(conn)
         fd, tmp = tempfile.mkstemp(dir=store.dir, prefix=".pdq-", suffix=".npy.tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.lib.format.write_array_header_1_0(
-                    f, {"descr": _WORD.str, "fortran_order": False, "shape": (count, 4)}
+                    f, {"descr": _WORD.str, "fortran_order": False, "shape": (len(distinct), 4)}
                 )
-                last, written = "", 0
-                while True:  # SQLite concatenates (fast), in chunks
-                    text, last, n = conn.execute(
-                        "SELECT group_concat(value, ''), max(value), count(*) FROM (SELECT "
-                        "DISTINCT value FROM hashes WHERE algorithm = 'pdq' AND value > ? "
-                        "ORDER BY value LIMIT ?)",
-                        (last, CACHE_CHUNK),
-                    ).fetchone()
-                    if n:
-                        f.write(bytes.fromhex(text))  # big-endian words: the bytes as they are
-                        written += n
-                    if n < CACHE_CHUNK:
-                        break
-                if written != count:  # pragma: no cover - one snapshot, so never
-                    raise ConfigError("the store changed while the PDQ cache was built")
+                f.write(distinct.data)  # big-endian words: the hashes' bytes as they are
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -100,6 +85,38 @@ def _pdq_cache(store: LocalStore) -> tuple[np.ndarray, Path]:
         if old != _index_path(path):
             shutil.rmtree(old, ignore_errors=True)
     return arr, path
+
+
+def _distinct_pdq_values(conn: sqlite3.Connection) -> np.ndarray:
+    """The store's distinct PDQ values in order, one 32-byte item (``V32``) per hash.
+
+    Read in table order, without the lookup index (a sync builds it while this runs), and
+    sorted here: unstructured 32-byte items compare like their bytes, i.e. in hex order.
+    """
+    (count,) = conn.execute("SELECT count(*) FROM hashes WHERE algorithm = 'pdq'").fetchone()
+    values = np.empty((count, PDQ_BITS // 8), dtype=np.uint8)
+    last, filled = -1, 0
+    while True:  # SQLite concatenates (fast), in chunks
+        text, last, n = conn.execute(
+            "SELECT group_concat(value, ''), max(add_index), count(*) FROM (SELECT add_index, "
+            "value FROM hashes NOT INDEXED WHERE add_index > ? AND algorithm = 'pdq' "
+            "ORDER BY add_index LIMIT ?)",
+            (last, CACHE_CHUNK),
+        ).fetchone()
+        if n:
+            chunk = np.frombuffer(bytes.fromhex(text), dtype=np.uint8)
+            values[filled : filled + n] = chunk.reshape(n, -1)
+            filled += n
+        if n < CACHE_CHUNK:
+            break
+    if filled != count:  # pragma: no cover - one snapshot, so never
+        raise ConfigError("the store changed while the PDQ cache was built")
+    items = values.view(f"V{PDQ_BITS // 8}").ravel()
+    items.sort()
+    first = np.ones(len(items), dtype=bool)
+    first[1:] = items[1:] != items[:-1]
+    distinct: np.ndarray = items[first]
+    return distinct
 
 
 def _index_path(cache: Path) -> Path:

@@ -23,7 +23,8 @@ from exchange.client.wire import unb64
 from hashbank import tlog
 
 STORE_FILE: Final = "store.sqlite3"
-#: A sync of at least this many entries drops the lookup index and builds it at the end.
+#: A sync of at least this many entries drops the lookup index and builds it again after
+#: committing (``sync._refresh_derived``).
 REBUILD_INDEX_MIN_ENTRIES: Final = 50_000
 LOOKUP_INDEX: Final = (
     "CREATE INDEX IF NOT EXISTS hashes_algorithm_value ON hashes (algorithm, value)"

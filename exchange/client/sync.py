@@ -58,7 +58,7 @@ class SyncConfig:
     ``vkeys`` are the pinned verifier keys; at the first sync they are required and stored.
     Later, a different set is refused unless ``accept_new_vkey`` (key rotation, checked out of
     band). ``prefetch`` is how many pages the download thread may hold ahead (0: no thread).
-    ``pdq_cache``: after storing entries, also bring the PDQ cache and index of
+    ``pdq_cache``: after storing new entries, also bring the PDQ cache and index of
     :mod:`exchange.client.matching` up to date (numpy), so that ``match`` is instant.
     """
 
@@ -216,7 +216,11 @@ def sync(config: SyncConfig, *, on_page: Callable[[int, int], None] | None = Non
                 client, config, state, new_state, cp, verifiers, store_path, on_page
             )
             atomic_write(state_path, new_state.to_text())
-            _refresh_derived(store_path, lookup_index=index_dropped, pdq_cache=config.pdq_cache)
+            _refresh_derived(
+                store_path,
+                lookup_index=index_dropped,
+                pdq_cache=config.pdq_cache and cp.size > old_size,
+            )
     return SyncResult(
         slug=slug,
         origin=origin,

@@ -258,7 +258,7 @@ def _store_entries(
     created_dir = not state_dir.exists()
     state_dir.mkdir(parents=True, exist_ok=True)
     store_existed = store_path.exists()
-    conn = connect(store_path)
+    conn = connect(store_path, wal=store_existed)
     try:
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -311,6 +311,9 @@ def _store_entries(
             with contextlib.suppress(OSError):
                 state_dir.rmdir()
         raise
+    if not store_existed:  # written through a rollback journal (``connect``); WAL from now on
+        with contextlib.suppress(sqlite3.OperationalError):  # else the next connection does
+            conn.execute("PRAGMA journal_mode = WAL")
     conn.close()
     return counts, drop_index
 

@@ -35,7 +35,8 @@ Files in the state directory:
   redacted whose ``remove`` is still to come (table ``redacted``), and a copy of the state
   written in the same transaction (table ``meta``), so that a crash between the store commit
   and the state file replacement is recovered at the next sync.
-* ``pdq-<size>-<root>.npy``: cache of the PDQ values as an (n, 4) uint64 array for ``match``.
+* ``pdq-<size>-<root>.npy``: cache of the PDQ values as an (n, 4) big-endian uint64 array
+  for ``match``.
 
 A sync is refused (``SyncRefused``, exit 3) for: a checkpoint not signed by a pinned key
 (``UnknownKey``) or badly signed (``BadSignature``), for another origin (``OriginMismatch``),
@@ -229,13 +230,11 @@ def _cmd_sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         page_size=args.page_size,
         timeout=args.timeout,
         retries=args.retries,
+        pdq_cache=True,  # keep `match` instant (about 0.4 s per million PDQ hashes)
         progress=not args.no_progress and err.isatty(),
         allow_http=args.allow_http,
     )
     result = sync(config)
-    if result.entries:  # keep `match` instant (about 0.4 s per million PDQ hashes)
-        with LocalStore(args.state_dir) as store:
-            matching.refresh_pdq_cache(store)
     if args.json:
         out.write(json.dumps(result.to_json()) + "\n")
     elif result.entries == 0:

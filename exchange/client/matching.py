@@ -1,7 +1,8 @@
 """PDQ near-matches in a partner's store (numpy; only the command line's ``match`` needs it).
 
-The distinct published PDQ values are cached next to the store as an (n, 4) uint64 array,
-``pdq-<size>-<root>.npy`` (word k = hex digits 16k..16k+15), and indexed for near matches
+The distinct published PDQ values are cached next to the store as an (n, 4) big-endian
+uint64 array, ``pdq-<size>-<root>.npy`` (word k = hex digits 16k..16k+15, so a row's bytes
+are the hash's bytes in order), and indexed for near matches
 (``hashbank.pdq_index``, the bank's own index, saved as ``pdq-<size>-<root>.index/``), both
 rebuilt when the store moves to another log size; a query then reads a few buckets of the
 index rather than every row.
@@ -13,6 +14,7 @@ import contextlib
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Final
@@ -29,6 +31,7 @@ PDQ_BITS: Final = 256
 CACHE_CHUNK = 1 << 16
 
 _PDQ_HEX_RE: Final = re.compile(r"[0-9a-f]{64}")
+_WORD: Final = np.dtype(">u8")
 
 
 def _cache_path(store: LocalStore, size: int, root: bytes) -> Path:
@@ -36,10 +39,10 @@ def _cache_path(store: LocalStore, size: int, root: bytes) -> Path:
 
 
 def pdq_array(store: LocalStore) -> np.ndarray:
-    """The distinct PDQ values of ``store`` as an (n, 4) uint64 array, from the cache.
+    """The distinct PDQ values of ``store`` as an (n, 4) big-endian uint64 array, from the cache.
 
-    The meta row and the values are read in one snapshot; the cache is written chunk by
-    chunk, so building it takes memory for one chunk, whatever the size of the list.
+    The meta row and the values are read in one snapshot; building the cache takes about
+    twice the cache's size in memory (32 bytes a hash), less than indexing it.
     """
     return _pdq_cache(store)[0]
 
@@ -54,35 +57,18 @@ def _pdq_cache(store: LocalStore) -> tuple[np.ndarray, Path]:
         if path.exists():
             try:
                 cached: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
-                if cached.dtype == np.uint64 and cached.ndim == 2 and cached.shape[1] == 4:
+                if cached.dtype == _WORD and cached.ndim == 2 and cached.shape[1] == 4:
                     return cached, path
             except (OSError, ValueError):
                 pass
-        (count,) = conn.execute(
-            "SELECT count(DISTINCT value) FROM hashes WHERE algorithm = 'pdq'"
-        ).fetchone()
+        distinct = _distinct_pdq_values(conn)
         fd, tmp = tempfile.mkstemp(dir=store.dir, prefix=".pdq-", suffix=".npy.tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.lib.format.write_array_header_1_0(
-                    f, {"descr": "<u8", "fortran_order": False, "shape": (count, 4)}
+                    f, {"descr": _WORD.str, "fortran_order": False, "shape": (len(distinct), 4)}
                 )
-                last, written = "", 0
-                while True:  # SQLite concatenates (fast), in chunks
-                    text, last, n = conn.execute(
-                        "SELECT group_concat(value, ''), max(value), count(*) FROM (SELECT "
-                        "DISTINCT value FROM hashes WHERE algorithm = 'pdq' AND value > ? "
-                        "ORDER BY value LIMIT ?)",
-                        (last, CACHE_CHUNK),
-                    ).fetchone()
-                    if n:
-                        chunk = np.frombuffer(bytes.fromhex(text), dtype=">u8")
-                        f.write(chunk.astype("<u8").tobytes())
-                        written += n
-                    if n < CACHE_CHUNK:
-                        break
-                if written != count:  # pragma: no cover - one snapshot, so never
-                    raise ConfigError("the store changed while the PDQ cache was built")
+                f.write(distinct.data)  # big-endian words: the hashes' bytes as they are
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -101,6 +87,38 @@ def _pdq_cache(store: LocalStore) -> tuple[np.ndarray, Path]:
     return arr, path
 
 
+def _distinct_pdq_values(conn: sqlite3.Connection) -> np.ndarray:
+    """The store's distinct PDQ values in order, one 32-byte item (``V32``) per hash.
+
+    Read in table order, without the lookup index (a sync builds it while this runs), and
+    sorted here: unstructured 32-byte items compare like their bytes, i.e. in hex order.
+    """
+    (count,) = conn.execute("SELECT count(*) FROM hashes WHERE algorithm = 'pdq'").fetchone()
+    values = np.empty((count, PDQ_BITS // 8), dtype=np.uint8)
+    last, filled = -1, 0
+    while True:  # SQLite concatenates (fast), in chunks
+        text, last, n = conn.execute(
+            "SELECT group_concat(value, ''), max(add_index), count(*) FROM (SELECT add_index, "
+            "value FROM hashes NOT INDEXED WHERE add_index > ? AND algorithm = 'pdq' "
+            "ORDER BY add_index LIMIT ?)",
+            (last, CACHE_CHUNK),
+        ).fetchone()
+        if n:
+            chunk = np.frombuffer(bytes.fromhex(text), dtype=np.uint8)
+            values[filled : filled + n] = chunk.reshape(n, -1)
+            filled += n
+        if n < CACHE_CHUNK:
+            break
+    if filled != count:  # pragma: no cover - one snapshot, so never
+        raise ConfigError("the store changed while the PDQ cache was built")
+    items = values.view(f"V{PDQ_BITS // 8}").ravel()
+    items.sort()
+    first = np.ones(len(items), dtype=bool)
+    first[1:] = items[1:] != items[:-1]
+    distinct: np.ndarray = items[first]
+    return distinct
+
+
 def _index_path(cache: Path) -> Path:
     return cache.with_suffix(".index")  # pdq-<size>-<root>.index/, beside the cache
 
@@ -117,8 +135,7 @@ def pdq_index(store: LocalStore) -> tuple[PDQIndex, np.ndarray]:
         if len(index) == len(arr):
             return index, arr
     shutil.rmtree(path, ignore_errors=True)
-    # Word k holds hex digits 16k..16k+15: big-endian words are the hash's bytes in order.
-    vectors = np.ascontiguousarray(arr).astype(">u8").view(np.uint8).reshape(-1, 32)
+    vectors = arr.view(np.uint8).reshape(-1, 32)  # the hashes' bytes in order, not copied
     index = PDQIndex(vectors, np.arange(len(arr)))
     with contextlib.suppress(FileExistsError):  # another `match` saved it first
         index.save(path)

@@ -23,7 +23,8 @@ from exchange.client.wire import unb64
 from hashbank import tlog
 
 STORE_FILE: Final = "store.sqlite3"
-#: A sync of at least this many entries drops the lookup index and builds it at the end.
+#: A sync of at least this many entries drops the lookup index and builds it again after
+#: committing (``sync._refresh_derived``).
 REBUILD_INDEX_MIN_ENTRIES: Final = 50_000
 LOOKUP_INDEX: Final = (
     "CREATE INDEX IF NOT EXISTS hashes_algorithm_value ON hashes (algorithm, value)"
@@ -43,13 +44,16 @@ SCHEMA: Final = (
 )
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, *, wal: bool = True) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL journal.
 
     WAL lets ``check``/``match`` read the last committed snapshot while a sync is writing.
+    ``wal=False`` keeps a rollback journal instead, for the sync that creates the store: the
+    pages of a new file need no journal, so they are written once rather than to the WAL and
+    then again into the file. That sync switches the store to WAL when it commits.
     """
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA journal_mode = {'WAL' if wal else 'DELETE'}")
     conn.execute("PRAGMA synchronous = FULL")
     return conn
 

@@ -12,6 +12,7 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from exchange.client.store import (
     REBUILD_INDEX_MIN_ENTRIES,
     SCHEMA,
     STORE_FILE,
+    LocalStore,
     SqliteEntryStore,
     connect,
     remove_store_files,
@@ -56,6 +58,8 @@ class SyncConfig:
     ``vkeys`` are the pinned verifier keys; at the first sync they are required and stored.
     Later, a different set is refused unless ``accept_new_vkey`` (key rotation, checked out of
     band). ``prefetch`` is how many pages the download thread may hold ahead (0: no thread).
+    ``pdq_cache``: after storing new entries, also bring the PDQ cache and index of
+    :mod:`exchange.client.matching` up to date (numpy), so that ``match`` is instant.
     """
 
     state_dir: Path | str
@@ -69,6 +73,7 @@ class SyncConfig:
     retries: int = DEFAULT_RETRIES
     backoff: float = DEFAULT_BACKOFF
     prefetch: int = 2
+    pdq_cache: bool = False
     progress: bool = False
     allow_http: bool = False
 
@@ -207,10 +212,15 @@ def sync(config: SyncConfig, *, on_page: Callable[[int, int], None] | None = Non
                 root=cp.root,
                 edge=state.edge.copy() if state else tlog.RightEdge(),  # advanced below
             )
-            counts = _store_entries(
+            counts, index_dropped = _store_entries(
                 client, config, state, new_state, cp, verifiers, store_path, on_page
             )
             atomic_write(state_path, new_state.to_text())
+            _refresh_derived(
+                store_path,
+                lookup_index=index_dropped,
+                pdq_cache=config.pdq_cache and cp.size > old_size,
+            )
     return SyncResult(
         slug=slug,
         origin=origin,
@@ -234,20 +244,21 @@ def _store_entries(
     verifiers: list[tlog.NoteVerifier],
     store_path: Path,
     on_page: Callable[[int, int], None] | None,
-) -> EntryCounts:
+) -> tuple[EntryCounts, bool]:
     """Steps 4-5: verify the entries into the store, in one transaction with the new state.
 
     ``new_state`` is the state of checkpoint ``cp``, except that its ``edge`` is still the
     last verified tree's: it is advanced, in place, to ``cp``'s before the state is saved.
     On any error the transaction rolls back and a store (or directory) this sync created
-    is deleted.
+    is deleted. Returns the counts, and whether the lookup index was dropped (a large sync
+    inserts faster into a table without it; :func:`_refresh_derived` builds it again).
     """
     state_dir = store_path.parent
     old_size = state.size if state else 0
     created_dir = not state_dir.exists()
     state_dir.mkdir(parents=True, exist_ok=True)
     store_existed = store_path.exists()
-    conn = connect(store_path)
+    conn = connect(store_path, wal=store_existed)
     try:
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -260,10 +271,8 @@ def _store_entries(
         row = conn.execute("SELECT value FROM meta WHERE key = 'state'").fetchone()
         if (row[0] if row else None) != (state.to_text() if state else None):
             raise ConfigError(f"{store_path} changed during this sync (a concurrent sync?)")
-        # A large sync inserts faster into a table without its lookup index and
-        # builds the index once at the end (still inside this transaction).
-        rebuild_index = new_state.size - old_size >= REBUILD_INDEX_MIN_ENTRIES
-        if rebuild_index:
+        drop_index = new_state.size - old_size >= REBUILD_INDEX_MIN_ENTRIES
+        if drop_index:
             conn.execute("DROP INDEX IF EXISTS hashes_algorithm_value")
         with entries_bar(
             new_state.size - old_size, desc=new_state.slug, enabled=config.progress
@@ -287,8 +296,6 @@ def _store_entries(
                 prefetch=config.prefetch,
                 on_page=page_started,
             )
-        if rebuild_index:
-            conn.execute(LOOKUP_INDEX)
         conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('state', ?)",
             (new_state.to_text(),),
@@ -304,5 +311,36 @@ def _store_entries(
             with contextlib.suppress(OSError):
                 state_dir.rmdir()
         raise
+    if not store_existed:  # written through a rollback journal (``connect``); WAL from now on
+        with contextlib.suppress(sqlite3.OperationalError):  # else the next connection does
+            conn.execute("PRAGMA journal_mode = WAL")
     conn.close()
-    return counts
+    return counts, drop_index
+
+
+def _refresh_derived(store_path: Path, *, lookup_index: bool, pdq_cache: bool) -> None:
+    """Rebuild what the committed store derives from its entries: the lookup index (if the
+    sync dropped it) and, if asked, the PDQ cache and index, side by side.
+
+    SQLite builds the index without holding the GIL, and the PDQ cache is read in table
+    order, not through the index, so the two take a core each. The index is not part of the
+    sync's transaction: if the process dies first, lookups are slower (never wrong) until
+    the next sync that stores entries creates it (``SCHEMA``).
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        index_built = pool.submit(_create_lookup_index, store_path) if lookup_index else None
+        if pdq_cache:
+            from exchange.client import matching  # numpy: only when asked
+
+            with LocalStore(store_path.parent) as store:
+                matching.refresh_pdq_cache(store)
+        if index_built is not None:
+            index_built.result()
+
+
+def _create_lookup_index(store_path: Path) -> None:
+    conn = connect(store_path)
+    try:
+        conn.execute(LOOKUP_INDEX)
+    finally:
+        conn.close()

@@ -31,6 +31,7 @@ from exchange.client.errors import (
 from exchange.client.http import DEFAULT_PAGE_SIZE, BankClient
 from exchange.client.wire import b64, short, unb64
 from hashbank import tlog
+from hashbank.tlog import LeafError, decode_leaf, leaf_hash
 
 #: A verified ``add``: (index, algorithm, value, quality, timestamp, origin).
 AddRow = tuple[int, str, str, int | None, int, str | None]
@@ -309,9 +310,9 @@ class _Applier:
 
     def apply(self, start: int, entries: list[Any]) -> None:
         """Verify and apply one page; entries at or past the target size are ignored."""
-        edge = self.edge
+        leaf_hashes: list[bytes] = []
+        i = self.edge.size
         for pos, e in enumerate(entries):
-            i = edge.size
             if i >= self.target:
                 break
             if type(e) is not dict:
@@ -324,14 +325,16 @@ class _Applier:
                 raise MissingOrReorderedEntries(_order_message(i, idx, start, pos), index=i)
             redacted = e.get("redacted", False)
             if redacted is False:
-                edge.push(self._apply_leaf(i, e))
+                leaf_hashes.append(self._apply_leaf(i, e))
             elif redacted is True:
-                edge.push(self._apply_redacted(i, e))
+                leaf_hashes.append(self._apply_redacted(i, e))
             else:
                 raise MalformedResponse(
                     f'entry {i}: "redacted" must be true or false, not {short(redacted)}',
                     index=i,
                 )
+            i += 1
+        self.edge.push_all(leaf_hashes)
         self._flush()
 
     def _apply_leaf(self, i: int, e: dict[str, Any]) -> bytes:
@@ -340,8 +343,8 @@ class _Applier:
         if raw is None:
             raise MalformedResponse(f'entry {i}: "leaf" is missing or not base64', index=i)
         try:
-            leaf = tlog.decode_leaf(raw)
-        except tlog.LeafError as exc:
+            leaf = decode_leaf(raw)
+        except LeafError as exc:
             raise TamperedEntry(
                 f"entry {i}: the leaf bytes are not a canonical leaf ({exc}): {short(raw)}",
                 index=i,
@@ -353,7 +356,7 @@ class _Applier:
             )
         else:
             self._remove(i, leaf.removes, leaf.reason)  # type: ignore[arg-type]
-        return tlog.leaf_hash(raw)
+        return leaf_hash(raw)
 
     def _apply_redacted(self, i: int, e: dict[str, Any]) -> bytes:
         """Check entry ``i``, an add served without its bytes; return its leaf hash.

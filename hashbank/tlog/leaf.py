@@ -7,9 +7,9 @@ reader gets, and without the salt nobody who holds the file can confirm a guess 
 
 from __future__ import annotations
 
+import binascii
 import re
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from hashbank.tlog._codec import MAX_INT64, check_int
 
@@ -49,9 +49,12 @@ _REMOVE_LEAF_RE: Final = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Leaf:
-    """A decoded log entry. Fields that do not apply to ``op`` are None."""
+class Leaf(NamedTuple):
+    """A decoded log entry. Fields that do not apply to ``op`` are None.
+
+    A named tuple rather than a frozen dataclass: a sync decodes a leaf per entry, and a
+    tuple is built in a third of the time.
+    """
 
     op: Literal["add", "remove"]
     salt: bytes | None = None
@@ -143,22 +146,23 @@ def decode_leaf(data: bytes) -> Leaf:
         raise LeafError("leaf too long")
     m = _ADD_LEAF_RE.fullmatch(data)
     if m is not None:
-        algorithm = m[2].decode("ascii")
-        value = m[3].decode("ascii")
+        salt, algorithm_b, value_b, quality, timestamp_b, origin = m.groups()
+        algorithm = algorithm_b.decode("ascii")
+        value = value_b.decode("ascii")
         want = _FIXED_VALUE_LENGTHS.get(algorithm)
         if want is not None and len(value) != want:
             raise LeafError(f"a {algorithm} value must be exactly {want} hex digits")
-        timestamp = int(m[5])
+        timestamp = int(timestamp_b)
         if timestamp > MAX_INT64:
             raise LeafError("timestamp out of range")
         leaf = Leaf(
-            op="add",
-            salt=bytes.fromhex(m[1].decode("ascii")),
-            algorithm=algorithm,
-            value=value,
-            quality=None if m[4] == b"-" else int(m[4]),
-            timestamp=timestamp,
-            origin=None if m[6] is None else m[6].decode("ascii"),
+            "add",
+            binascii.unhexlify(salt),
+            algorithm,
+            value,
+            None if quality == b"-" else int(quality),
+            timestamp,
+            None if origin is None else origin.decode("ascii"),
         )
     else:
         m = _REMOVE_LEAF_RE.fullmatch(data)

@@ -50,11 +50,9 @@ _sha256 = hashlib.sha256
 
 def leaf_hash(data: bytes) -> bytes:
     """RFC 6962 leaf hash: SHA-256(0x00 || data)."""
-    if type(data) is not bytes:  # the usual case first: no copy, no isinstance of a union
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError("leaf data must be bytes")
-        data = bytes(data)
-    return _sha256(b"\x00" + data).digest()
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("leaf data must be bytes")
+    return _sha256(b"\x00" + data).digest()  # bytes + any bytes-like is bytes
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -139,19 +137,24 @@ class RightEdge:
         return created
 
     def push(self, leaf_hash: bytes) -> None:
-        """Append one leaf hash without reporting nodes: the fast path for verifiers."""
-        check_hash("leaf hash", leaf_hash)
-        size = self._size
-        if size >= MAX_INT64:
-            raise ValueError("tree is full")
+        """Append one leaf hash without reporting nodes (see :meth:`push_all`)."""
+        self.push_all((leaf_hash,))
+
+    def push_all(self, leaf_hashes: Iterable[bytes]) -> None:
+        """Append leaf hashes without reporting nodes: the fast path for verifiers."""
         hashes = self._hashes
-        h = leaf_hash
-        s = size
-        while s & 1:
-            h = _sha256(b"\x01" + hashes.pop() + h).digest()
-            s >>= 1
-        hashes.append(h)
-        self._size = size + 1
+        for leaf_hash in leaf_hashes:
+            check_hash("leaf hash", leaf_hash)
+            size = self._size
+            if size >= MAX_INT64:
+                raise ValueError("tree is full")
+            h = leaf_hash
+            s = size
+            while s & 1:
+                h = _sha256(b"\x01" + hashes.pop() + h).digest()
+                s >>= 1
+            hashes.append(h)
+            self._size = size + 1
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> list[tuple[int, int, bytes]]:
         """Append several leaf hashes; return all the nodes completed, in order."""

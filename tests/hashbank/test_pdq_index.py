@@ -285,6 +285,8 @@ def test_ids_must_be_distinct() -> None:
     v = random_vectors(np.random.default_rng(15), 2)
     with pytest.raises(ValueError, match="distinct"):
         PDQIndex(v, [1, 1])
+    with pytest.raises(ValueError, match="distinct"):
+        PDQIndex(random_vectors(np.random.default_rng(16), 3), [5, 1, 5])
     index = PDQIndex(v, [1, 2])
     with pytest.raises(ValueError, match="distinct"):
         index.add(v, [3, 3])

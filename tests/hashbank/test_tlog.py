@@ -1643,3 +1643,18 @@ def test_push_builds_the_same_tree_as_append() -> None:
         assert (a.size, a.root()) == (b.size, b.root())
     with pytest.raises(ValueError):
         b.push(b"short")
+
+
+def test_push_all_builds_the_same_tree_as_append() -> None:
+    import hashlib as _h
+
+    digests = [_h.sha256(str(i).encode()).digest() for i in range(300)]
+    a, b = tlog.RightEdge(), tlog.RightEdge()
+    a.extend(digests[:137])
+    b.push_all(digests[:137])
+    assert (a.size, a.root()) == (b.size, b.root())
+    a.extend(digests[137:])
+    b.push_all(iter(digests[137:]))
+    assert (a.size, a.root()) == (b.size, b.root())
+    with pytest.raises(ValueError):
+        b.push_all([digests[0], b"short"])

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from exchange.client import matching
+from exchange.client import sync as sync_module
 from exchange.client.errors import ConfigError
 from exchange.client.matching import pdq_array, pdq_matches
-from exchange.client.store import LocalStore
+from exchange.client.store import STORE_FILE, LocalStore
 from exchange.client.sync import sync
 from hashbank import tlog
 from scripts.partner_sync import main
@@ -89,6 +91,36 @@ def test_pdq_cache_built_in_chunks(
         assert sorted(pdq_matches(store, values[0], 256)) == sorted(
             (v, bin(int(v, 16) ^ int(values[0], 16)).count("1")) for v in values
         )
+
+
+def test_a_large_sync_rebuilds_the_lookup_index_beside_the_pdq_cache(
+    bank: FakeBank, state_dir: Path, rng: random.Random, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(bank.log, rng, 40)
+    bank.log.add(bank.log.json[0]["value"])  # a duplicate value is cached once
+    monkeypatch.setattr(sync_module, "REBUILD_INDEX_MIN_ENTRIES", 10)
+    sync(config(bank, state_dir, pdq_cache=True))
+    with LocalStore(state_dir) as store:
+        indexes = [n for (n,) in store.conn.execute("SELECT name FROM sqlite_master")]
+        assert "hashes_algorithm_value" in indexes
+        pdq_values = sorted({e["value"] for e in bank.log.json if e.get("algorithm") == "pdq"})
+        arr = pdq_array(store)
+        assert ["".join(f"{int(w):016x}" for w in row) for row in arr] == pdq_values
+    assert len(list(state_dir.glob("pdq-41-*.npy"))) == 1
+    assert len(list(state_dir.glob("pdq-41-*.index"))) == 1
+
+
+def test_the_sync_that_creates_the_store_leaves_it_in_wal_mode(
+    bank: FakeBank, state_dir: Path, rng: random.Random
+) -> None:
+    fill(bank.log, rng, 5)
+    sync(config(bank, state_dir))  # written through a rollback journal, then switched
+    conn = sqlite3.connect(state_dir / STORE_FILE)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+    assert not (state_dir / f"{STORE_FILE}-journal").exists()
 
 
 def test_queries_need_a_store(tmp_path: Path) -> None:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.dispatch import Signal
 
@@ -95,8 +94,9 @@ def log_append(*, hash_list: HashList, entries: Sequence[PendingEntry], timestam
             yield (list_id, index, entry.op, entry.hash_id, entry.leaf, digest, timestamp,
                    entry.removes, False)  # fmt: skip
 
-    _insert(LogEntry, _ENTRY_FIELDS, entry_rows())
-    _insert(TreeNode, _NODE_FIELDS, node_rows)
+    sql.insert_rows(LogEntry, _ENTRY_FIELDS, entry_rows())
+    if node_rows:  # a lone entry at an even index completes no subtree
+        sql.insert_rows(TreeNode, _NODE_FIELDS, node_rows)
     hash_list.log_size = edge.size
     hash_list.tree_edge = edge.to_json()
     hash_list.log_last_timestamp = timestamp
@@ -116,18 +116,6 @@ _ENTRY_FIELDS = (
     "redacted",
 )  # fmt: skip
 _NODE_FIELDS = ("hash_list_id", "level", "idx", "hash")
-
-_M = TypeVar("_M", LogEntry, TreeNode)
-
-
-def _insert(model: type[_M], attnames: Sequence[str], rows: Iterable[tuple[object, ...]]) -> None:
-    """Insert ``rows`` (values in ``attnames`` order) as new rows of ``model``."""
-    if connection.vendor == "postgresql":
-        sql.copy_rows(model, attnames, rows)
-    else:
-        model._default_manager.bulk_create(
-            model(**dict(zip(attnames, row, strict=True))) for row in rows
-        )
 
 
 def log_appended_on_commit(*, hash_list_id: int) -> None:

@@ -35,6 +35,17 @@ from hashbank import sql, tlog
 from hashbank.log import PendingEntry, log_append, log_redact, log_timestamp
 from hashbank.models import Hash, HashList, Hold, Holder, LogEntry
 
+#: The columns of a new hold, by attribute name (every column but the primary key).
+_HOLD_FIELDS = (
+    "hash_id",
+    "holder_kind",
+    "holder_id",
+    "origin",
+    "active",
+    "created_at",
+    "released_at",
+)
+
 #: Hashes looked up per query when holding many at once (federated imports), on databases
 #: other than PostgreSQL (which looks them all up in one join, ``sql.hash_ids_matching``).
 _LOOKUP_CHUNK = 1000
@@ -101,6 +112,14 @@ def hashes_hold(
         locked = hash_list_lock(hash_list_id=hash_list.pk)
         now = timezone.now()
         rows, new = _hashes_find_or_create(hash_list=locked, hashes=unique, origin=origin, now=now)
+        # A hash inserted now has no hold to conflict with: its holds are plain new rows.
+        if new:
+            sql.insert_rows(
+                Hold,
+                _HOLD_FIELDS,
+                [(pk, str(holder.kind), holder.id, origin, True, now, None) for pk in sorted(new)],
+            )
+        # Holding again is idempotent: an existing hold is made active again.
         Hold.objects.bulk_create(
             [
                 Hold(
@@ -111,6 +130,7 @@ def hashes_hold(
                     created_at=now,
                 )
                 for row in rows
+                if row.pk not in new
             ],
             update_conflicts=True,
             unique_fields=["hash", "holder_kind", "holder_id"],

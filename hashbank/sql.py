@@ -2,16 +2,35 @@
 
 Each function here does what the ORM does on other databases, where on PostgreSQL
 the ORM's form cost a federated import most of its time (building a model per row)
-or depended on the table's statistics (the plan of a lookup). Callers choose by
-``connection.vendor``; everything else goes through the ORM.
+or depended on the table's statistics (the plan of a lookup). ``insert_rows``
+chooses by ``connection.vendor`` itself; callers of the others do. Everything
+else goes through the ORM.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 from django.db import connection
 from django.db.models import Model
+
+
+def insert_rows(
+    model: type[Model], attnames: Sequence[str], rows: Iterable[tuple[object, ...]]
+) -> None:
+    """Insert ``rows`` (values in ``attnames`` order) as new rows of ``model``.
+
+    On PostgreSQL with COPY; elsewhere as models through ``bulk_create``. For rows
+    that can't conflict with any row already stored (the log's, the holds of hashes
+    inserted in this transaction): COPY has no ``ON CONFLICT``.
+    """
+    if connection.vendor == "postgresql":
+        copy_rows(model, attnames, rows)
+    else:
+        model._default_manager.bulk_create(
+            model(**dict(zip(attnames, row, strict=True))) for row in rows
+        )
 
 
 def copy_rows(
@@ -19,21 +38,27 @@ def copy_rows(
 ) -> None:
     """Write new rows of ``model`` with COPY: the rows ``bulk_create`` would insert.
 
-    The values are plain ints, strings, bytes and booleans. Binary COPY, with each
-    column's type taken from its model field: the server neither parses text (a leaf
-    as hex) nor casts, and no model is built or prepared per row.
+    The values are plain ints, strings, bytes, booleans and datetimes. Binary COPY,
+    with each column's type taken from its model field: the server neither parses
+    text (a leaf as hex) nor casts, and no model is built or prepared per row.
     """
+    statement, types = _copy_statement(model, tuple(attnames))
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
+@functools.lru_cache(maxsize=32)
+def _copy_statement(model: type[Model], attnames: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The COPY statement for these columns of ``model``, and their types (read once)."""
     by_attname = {f.attname: f for f in model._meta.concrete_fields}
     quote = connection.ops.quote_name
     fields = [by_attname[name] for name in attnames]
     columns = ", ".join(quote(str(f.column)) for f in fields)
     # "varchar(8)" names the type varchar to psycopg.
     types = [str(f.db_type(connection)).partition("(")[0] for f in fields]
-    sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        copy.set_types(types)
-        for row in rows:
-            copy.write_row(row)
+    return f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)", types
 
 
 def hash_ids_matching(*, hash_list_id: int, keys: Sequence[tuple[str, str]]) -> list[int]:

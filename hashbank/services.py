@@ -35,6 +35,13 @@ from hashbank import sql, tlog
 from hashbank.log import PendingEntry, log_append, log_redact, log_timestamp
 from hashbank.models import Hash, HashList, Hold, Holder, LogEntry
 
+#: The columns of a new hash, by attribute name (every column but the primary key): a new
+#: hash is unpublished, enabled and not under review until the rule says otherwise.
+_HASH_FIELDS = (
+    "hash_list_id", "algorithm", "value", "quality", "first_seen", "published", "disabled",
+    "under_review", "review_hold", "changed_at", "origin",
+)  # fmt: skip
+
 #: The columns of a new hold, by attribute name (every column but the primary key).
 _HOLD_FIELDS = (
     "hash_id",
@@ -193,20 +200,26 @@ def _hashes_find_or_create(
                 condition |= Q(algorithm=algorithm, value__in=values)
             found.extend(Hash.objects.filter(condition, hash_list=hash_list))
     present = {(row.algorithm, row.value) for row in found}
-    created = Hash.objects.bulk_create(
+    created = sql.insert_rows_returning(
+        Hash,
+        _HASH_FIELDS,
         [
-            Hash(
-                hash_list=hash_list,
-                algorithm=h.algorithm,
-                value=h.value,
-                quality=h.quality,
-                origin=origin,
-                first_seen=now,
-                changed_at=now,
+            (
+                hash_list.pk,
+                h.algorithm,
+                h.value,
+                h.quality,
+                now,
+                False,
+                False,
+                False,
+                False,
+                now,
+                origin,
             )
             for h in hashes
             if (h.algorithm, h.value) not in present
-        ]
+        ],
     )
     return sorted(found + created, key=lambda row: row.pk), {row.pk for row in created}
 

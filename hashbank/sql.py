@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from django.db import connection
 from django.db.models import Model
+
+_M = TypeVar("_M", bound=Model)
 
 
 def insert_rows(
@@ -31,6 +34,56 @@ def insert_rows(
         model._default_manager.bulk_create(
             model(**dict(zip(attnames, row, strict=True))) for row in rows
         )
+
+
+def insert_rows_returning(
+    model: type[_M], attnames: Sequence[str], rows: Sequence[tuple[object, ...]]
+) -> list[_M]:
+    """Insert ``rows`` as new rows of ``model`` and return them as models, ids set.
+
+    ``attnames`` names every column but the primary key. On PostgreSQL one
+    ``INSERT … SELECT FROM unnest(…) RETURNING id`` from the values as they are (the
+    form Django's ``bulk_create`` sends, without preparing a model per row first);
+    elsewhere ``bulk_create``. The models are built as loaded rows (``from_db``).
+    """
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        return model._default_manager.bulk_create(
+            model(**dict(zip(attnames, row, strict=True))) for row in rows
+        )
+    statement, order = _insert_statement(model, tuple(attnames))
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [list(column) for column in zip(*rows, strict=True)])
+        ids = [pk for (pk,) in cursor.fetchall()]
+    return [
+        model.from_db(connection.alias, None, [values[i] for i in order])  # type: ignore[arg-type]
+        for values in ((pk, *row) for pk, row in zip(ids, rows, strict=True))
+    ]
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_statement(model: type[Model], attnames: tuple[str, ...]) -> tuple[str, list[int]]:
+    """The INSERT … RETURNING for these columns of ``model``, and where each of the model's
+    fields is in (pk, *attnames): the order ``from_db`` takes them in."""
+    pk = model._meta.pk
+    assert pk is not None
+    fields = {f.attname: f for f in model._meta.concrete_fields if f is not pk}
+    if set(attnames) != set(fields):
+        raise ValueError(f"every column of {model.__name__} but its primary key is needed")
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(fields[name].column)) for name in attnames)
+    arrays = ", ".join(
+        f"%s::{str(fields[name].db_type(connection)).partition('(')[0]}[]" for name in attnames
+    )
+    # Names and types from the model's own metadata, quoted; the values are parameters.
+    statement = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
+        f" RETURNING {quote(str(pk.column))}"
+    )
+    position = {name: i + 1 for i, name in enumerate(attnames)}
+    order = [0 if f is pk else position[f.attname] for f in model._meta.concrete_fields]
+    return statement, order
 
 
 def copy_rows(

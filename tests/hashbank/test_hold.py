@@ -127,3 +127,24 @@ def test_the_database_refuses_rows_that_point_nowhere(adult):
     with pytest.raises(IntegrityError), transaction.atomic():
         Hold.objects.create(hash_id=999_999, holder_kind="case", holder_id=1)
         connection.check_constraints()  # deferred until commit otherwise
+
+
+def test_the_hashes_a_hold_inserts_are_returned_as_stored(adult):
+    """What hashes_hold returns for new hashes (built from the INSERT's returned ids on
+    PostgreSQL) is what a fresh read of the table gives, field for field."""
+    items = inputs(pdq("fresh-1"), md5("fresh-2"), pdq("fresh-3", quality=77))
+    rows = hashes_hold(hash_list=adult, hashes=items, holder=PEER_2, origin="b.example")
+    stored = {h.pk: h for h in Hash.objects.filter(pk__in=[r.pk for r in rows])}
+    fields = [f.attname for f in Hash._meta.concrete_fields]
+    for row in rows:
+        assert [getattr(row, f) for f in fields] == [getattr(stored[row.pk], f) for f in fields]
+    assert rows[2].quality == 77 and rows[0].origin == "b.example" and rows[0].published
+
+
+def test_a_row_inserted_without_every_column_is_refused():
+    from hashbank import sql
+
+    if connection.vendor != "postgresql":
+        pytest.skip("elsewhere bulk_create fills the defaults")
+    with pytest.raises(ValueError, match="every column"):
+        sql.insert_rows_returning(Hold, ("hash_id", "holder_kind"), [(1, "case")])

@@ -362,6 +362,10 @@ HASHBANK_CHECKPOINT_CACHE_MS = envint("HASHBANK_CHECKPOINT_CACHE_MS", 250, minim
 if HASHBANK_CHECKPOINT_CACHE_MS > 1000:
     raise ImproperlyConfigured("HASHBANK_CHECKPOINT_CACHE_MS must be at most 1000")
 
+# How far each partner got in a list (pulled or pushed), kept per process this long
+# for the partner counts a victim's status shows: they may lag by this many seconds.
+HASHBANK_PARTNER_POSITIONS_CACHE_S = envint("HASHBANK_PARTNER_POSITIONS_CACHE_S", 5, minimum=0)
+
 # Push delivery (webhooks).
 HASHBANK_WEBHOOK_BATCH = envint("HASHBANK_WEBHOOK_BATCH", 500, minimum=1)
 HASHBANK_WEBHOOK_TIMEOUT_S = envint("HASHBANK_WEBHOOK_TIMEOUT_S", 10, minimum=1)

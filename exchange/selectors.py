@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
@@ -19,6 +20,7 @@ from exchange.models import (
     Partner,
     PartnerListState,
 )
+from exchange.ttl_cache import TtlCache
 from hashbank import tlog
 from hashbank.models import HashList, LogEntry
 from hashbank.selectors import PartnerFeedback
@@ -145,20 +147,7 @@ def hash_partner_counts(
     if not hash_ids:
         return {}
 
-    # The furthest each partner pulled or was pushed, in one query.
-    positions: dict[int, int] = {}
-    pulled = (
-        PartnerListState.objects.filter(hash_list_id=hash_list_id)
-        .order_by()
-        .values_list("partner_id", "last_fetch_position")
-    )
-    pushed = (
-        Delivery.objects.filter(hash_list_id=hash_list_id)
-        .order_by()
-        .values_list("partner_id", "acked_position")
-    )
-    for partner_id, position in pulled.union(pushed, all=True):
-        positions[partner_id] = max(position, positions.get(partner_id, 0))
+    positions = _partner_positions(hash_list_id)
     # Nobody has received anything yet: no need to find the hashes' adds.
     add_index = (
         dict(
@@ -184,6 +173,37 @@ def hash_partner_counts(
         received = 0 if index is None else sum(1 for p in positions.values() if p > index)
         counts[hash_id] = (received, blocked.get(hash_id, 0))
     return counts
+
+
+_positions_cache: TtlCache[int, dict[int, int]] = TtlCache()
+
+
+def _partner_positions(hash_list_id: int) -> dict[int, int]:
+    """The furthest each partner pulled or was pushed in this list, in one query; kept per
+    process for HASHBANK_PARTNER_POSITIONS_CACHE_S (the counts may lag by that much)."""
+    ttl = settings.HASHBANK_PARTNER_POSITIONS_CACHE_S
+    cached = _positions_cache.get(hash_list_id) if ttl else None
+    if cached is not None:
+        return cached
+    positions: dict[int, int] = {}
+    pulled = (
+        PartnerListState.objects.filter(hash_list_id=hash_list_id)
+        .order_by()
+        .values_list("partner_id", "last_fetch_position")
+    )
+    pushed = (
+        Delivery.objects.filter(hash_list_id=hash_list_id)
+        .order_by()
+        .values_list("partner_id", "acked_position")
+    )
+    for partner_id, position in pulled.union(pushed, all=True):
+        positions[partner_id] = max(position, positions.get(partner_id, 0))
+    _positions_cache.put(hash_list_id, positions, ttl)
+    return positions
+
+
+def partner_positions_cache_clear() -> None:
+    _positions_cache.clear()
 
 
 def hash_feedback(*, hash_ids: Sequence[int]) -> dict[int, list[PartnerFeedback]]:

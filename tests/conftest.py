@@ -32,17 +32,21 @@ def _fresh_rate_limits() -> None:
 
 @pytest.fixture(autouse=True)
 def _no_auth_cache(settings: Any) -> None:
-    """Tests see credential and grant changes at once; test_auth_cache covers the cache."""
+    """Tests see credential, grant and partner-position changes at once; test_auth_cache and
+    test_partner_counts cover the caches."""
     from exchange.feeds.selectors import checkpoint_cache_clear, grant_cache_clear
     from exchange.push.services import deliveries_memo_clear
+    from exchange.selectors import partner_positions_cache_clear
     from exchange.services import auth_cache_clear
 
     settings.HASHBANK_AUTH_CACHE_S = 0
+    settings.HASHBANK_PARTNER_POSITIONS_CACHE_S = 0
     settings.HASHBANK_CHECKPOINT_CACHE_MS = 0
     auth_cache_clear()
     grant_cache_clear()
     checkpoint_cache_clear()
     deliveries_memo_clear()
+    partner_positions_cache_clear()
 
 
 @pytest.fixture(autouse=True)

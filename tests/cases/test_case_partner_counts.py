@@ -80,3 +80,26 @@ def test_a_partner_counts_once_and_only_past_the_newest_add(api, make_case, make
     assert status(api, second)["hashes"][0]["partners_received"] == 0
     Delivery.objects.filter(partner=partner).update(acked_position=3)
     assert status(api, second)["hashes"][0]["partners_received"] == 1
+
+
+def test_partner_positions_are_kept_per_process_for_the_configured_time(
+    api, make_case, make_partner, settings
+):
+    """Within HASHBANK_PARTNER_POSITIONS_CACHE_S a status may show the counts as they were;
+    after it, as they are (tests run with the cache off; conftest)."""
+    from exchange.selectors import partner_positions_cache_clear
+
+    settings.HASHBANK_PARTNER_POSITIONS_CACHE_S = 60
+    created = make_case(pdq("lagging"))
+    partner, _ = make_partner(("adult",))
+    assert status(api, created)["hashes"][0]["partners_received"] == 0
+    PartnerListState.objects.create(
+        partner=partner, hash_list=created.case.hash_list, last_fetch_position=1
+    )
+    assert status(api, created)["hashes"][0]["partners_received"] == 0  # as it was
+    partner_positions_cache_clear()  # the time has passed
+    assert status(api, created)["hashes"][0]["partners_received"] == 1
+    settings.HASHBANK_PARTNER_POSITIONS_CACHE_S = 0
+    pushed, _ = make_partner(("adult",))
+    Delivery.objects.create(partner=pushed, hash_list=created.case.hash_list, acked_position=1)
+    assert status(api, created)["hashes"][0]["partners_received"] == 2  # read fresh each time

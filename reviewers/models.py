@@ -73,6 +73,7 @@ class Dispute(models.Model):
             ("take_dispute", "Can take a dispute (assign it to oneself)"),
             ("decide_dispute", "Can keep, propose disabling, re-enable or escalate"),
             ("confirm_disable", "Can confirm another reviewer's disable"),
+            ("decide_escalated", "Can take and decide a dispute escalated to an operator"),
             ("flag_hash", "Can flag a hash for review"),
         ]
 

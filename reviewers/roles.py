@@ -6,6 +6,8 @@
 - ``operators`` run the bank: partners, credentials (keys), peers and the
   allowlist; they flag hashes and may take part in decisions, but never confirm
   a disable (``reviewers.confirm_disable``), so they can't decide one alone.
+  A dispute a reviewer escalated is theirs: only they may take it, keep it or
+  propose disabling it (``reviewers.decide_escalated``); a reviewer confirms.
 - ``auditors`` read everything (every ``view_`` permission) and change nothing.
 
 Applied by the data migration ``0002_roles`` and again by ``manage.py roles_sync``
@@ -48,6 +50,7 @@ _OPERATOR_PERMISSIONS = [
     "reviewers.take_dispute",
     "reviewers.decide_dispute",
     "reviewers.flag_hash",
+    "reviewers.decide_escalated",
     "reviewers.export_journal",
 ]
 

@@ -101,6 +101,12 @@ def _locked(dispute: Dispute, *states: str) -> Dispute:
     return locked
 
 
+def _require_for(user: User, dispute: Dispute) -> None:
+    """A dispute escalated to an operator is decided by an operator (roles.py)."""
+    if dispute.state == DisputeState.ESCALATED:
+        _require(user, "decide_escalated")
+
+
 # --- Opening disputes --------------------------------------------------------------------
 
 
@@ -213,6 +219,7 @@ def dispute_take(*, user: User, dispute: Dispute) -> Dispute:
     _require(user, "take_dispute")
     with transaction.atomic():
         locked = _locked(dispute, *UNRESOLVED)
+        _require_for(user, locked)
         previous = locked.assignee.get_username() if locked.assignee else ""
         locked.assignee_id = user.pk
         locked.assigned_at = timezone.now()
@@ -241,6 +248,7 @@ def dispute_keep(*, user: User, dispute: Dispute, reason: str) -> Dispute:
     reason = _reason(reason)
     with transaction.atomic():
         locked = _locked(dispute, *UNRESOLVED)
+        _require_for(user, locked)
         _journal(
             user=user,
             hash_id=locked.hash_id,
@@ -260,6 +268,7 @@ def dispute_disable(*, user: User, dispute: Dispute, reason: str) -> Dispute:
     reason = _reason(reason)
     with transaction.atomic():
         locked = _locked(dispute, DisputeState.OPEN, DisputeState.ESCALATED)
+        _require_for(user, locked)
         _journal(
             user=user,
             hash_id=locked.hash_id,
@@ -295,7 +304,9 @@ def dispute_confirm_disable(*, user: User, dispute: Dispute, reason: str) -> Dis
 
 
 def dispute_escalate(*, user: User, dispute: Dispute, reason: str) -> Dispute:
-    """Hand the dispute to an operator: it leaves the reviewer's hands (unassigned)."""
+    """Hand the dispute to an operator: it leaves the reviewer's hands (unassigned), and
+    only an operator may take it, keep it or propose disabling it (a reviewer still
+    confirms a disable: nobody decides one alone)."""
     _require(user, "decide_dispute")
     reason = _reason(reason)
     with transaction.atomic():

@@ -161,6 +161,14 @@ def test_keep_closes_and_escalate_hands_over(disputed, reviewer_a, operator):
     services.dispute_take(user=reviewer_a, dispute=dispute)
     dispute = services.dispute_escalate(user=reviewer_a, dispute=dispute, reason="unsure")
     assert dispute.state == "escalated" and dispute.assignee is None
+    # It is the operators' now: the reviewer can neither take it back nor decide it.
+    for act in (
+        lambda: services.dispute_take(user=reviewer_a, dispute=dispute),
+        lambda: services.dispute_keep(user=reviewer_a, dispute=dispute, reason="mine after all"),
+        lambda: services.dispute_disable(user=reviewer_a, dispute=dispute, reason="mine"),
+    ):
+        with pytest.raises(PermissionDenied):
+            act()
     services.dispute_keep(user=operator, dispute=dispute, reason="operator: keep it")
     dispute.refresh_from_db()
     assert dispute.state == "closed" and dispute.outcome == "kept"
@@ -294,3 +302,16 @@ def test_feedback_on_a_hash_no_longer_published_opens_nothing(make_case, partner
     response = client.post("/exchange/v1/feedback", {"items": [item]}, format="json")
     assert response.json()["results"][0]["status"] == "ok"
     assert not Dispute.objects.exists()
+
+
+def test_an_escalated_disable_is_proposed_by_an_operator_and_confirmed_by_a_reviewer(
+    disputed, reviewer_a, operator
+):
+    _, dispute = disputed
+    dispute = services.dispute_escalate(user=reviewer_a, dispute=dispute, reason="unsure")
+    dispute = services.dispute_disable(user=operator, dispute=dispute, reason="benign")
+    with pytest.raises(PermissionDenied):  # operators never confirm a disable
+        services.dispute_confirm_disable(user=operator, dispute=dispute, reason="me too")
+    services.dispute_confirm_disable(user=reviewer_a, dispute=dispute, reason="agreed")
+    dispute.refresh_from_db()
+    assert dispute.outcome == "disabled" and the_hash(pdq("news photo")).disabled

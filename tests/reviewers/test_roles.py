@@ -76,6 +76,25 @@ ACTIONS: dict[str, Callable[[User, Hash, User], Any]] = {
     ),
 }
 
+
+def _escalated(h: Hash, proposer: User) -> Dispute:
+    return services.dispute_escalate(user=proposer, dispute=_open(h), reason="unsure")
+
+
+ACTIONS.update(
+    {
+        "take_escalated": lambda user, h, p: services.dispute_take(
+            user=user, dispute=_escalated(h, p)
+        ),
+        "keep_escalated": lambda user, h, p: services.dispute_keep(
+            user=user, dispute=_escalated(h, p), reason="r"
+        ),
+        "disable_escalated": lambda user, h, p: services.dispute_disable(
+            user=user, dispute=_escalated(h, p), reason="r"
+        ),
+    }
+)
+
 ALLOWED = {
     REVIEWERS: {
         "take",
@@ -95,6 +114,9 @@ ALLOWED = {
         "reenable",
         "allowlist_load",
         "journal_export",
+        "take_escalated",
+        "keep_escalated",
+        "disable_escalated",
     },
     AUDITORS: {"journal_export"},
 }

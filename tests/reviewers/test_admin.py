@@ -112,6 +112,24 @@ def test_decisions_by_button_with_four_eyes(client, reviewer_a, reviewer_b, disp
     assert Decision.objects.count() == 3
 
 
+def test_an_escalated_dispute_shows_its_buttons_to_operators_only(
+    client, reviewer_a, operator, disputes
+):
+    old, _ = disputes
+    url = f"{QUEUE}{old.pk}/decide/"
+    client.force_login(reviewer_a)
+    client.post(url, {"action": "escalate", "reason": "not sure"})
+    page = client.get(f"{QUEUE}{old.pk}/change/").content.decode()
+    assert 'id="decide"' not in page  # neither take nor decide
+    client.force_login(operator)
+    page = client.get(f"{QUEUE}{old.pk}/change/").content.decode()
+    assert 'value="take"' in page and 'value="keep"' in page and 'value="disable"' in page
+    response = client.post(url, {"action": "keep", "reason": "operator: fine"}, follow=True)
+    assert b"Kept" in response.content
+    old.refresh_from_db()
+    assert old.state == "closed" and old.outcome == "kept"
+
+
 def test_an_operator_flags_a_hash_in_admin(client, operator, make_case):
     make_case(md5("clip"))
     client.force_login(operator)

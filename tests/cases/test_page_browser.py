@@ -544,6 +544,37 @@ def test_status_shows_each_hash_and_withdrawal_needs_a_confirmation(page: Page) 
 
 
 @pytest.mark.parametrize(
+    ("prefix", "label", "words"),
+    [
+        ("/", "Being reviewed", "Nobody has seen your image"),
+        ("/nl/", "Wordt beoordeeld", "Niemand heeft je afbeelding gezien"),
+    ],
+)
+def test_a_hash_under_review_is_explained_in_the_page_s_language(
+    page: Page, prefix: str, label: str, words: str
+) -> None:
+    from hashbank.services import hash_review_start
+
+    created = services.case_create(
+        eligibility=services.Eligibility(
+            in_image=True, under_18_at_capture=False, has_media=True, intimate=True
+        ),
+        hashes=[HashInput("md5", "1b21c8f85a55a9e276ffc2c53f6887c4", None)],
+        pin="review-pin",
+    )
+    hash_review_start(hash_id=created.hashes[0].pk)
+    page.open(f"{prefix}status")
+    page.css("#case-number").send_keys(created.case_number)
+    page.css("#pin").send_keys("review-pin")
+    page.css('#status-form button[type="submit"]').click()
+    page.wait(lambda d: page.css("#case-status").is_displayed())
+    state = page.css("#status-rows td:nth-child(2)")
+    assert label in state.text
+    assert words in page.text("#status-rows td:nth-child(2) .explanation")
+    page.shot(f"status-under-review-{prefix.strip('/') or 'en'}")
+
+
+@pytest.mark.parametrize(
     ("prefix", "language", "title", "question", "hashed", "refusal"),
     [
         ("/", "en", "Stop the sharing", "Question 1 of 4", "Fingerprint made", "the person in"),

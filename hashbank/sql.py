@@ -2,9 +2,9 @@
 
 Each function here does what the ORM does on other databases, where on PostgreSQL
 the ORM's form cost a federated import most of its time (building a model per row)
-or depended on the table's statistics (the plan of a lookup). ``insert_rows``
-chooses by ``connection.vendor`` itself; callers of the others do. Everything
-else goes through the ORM.
+or depended on the table's statistics (the plan of a lookup). The two inserts
+choose by ``connection.vendor`` themselves; callers of ``copy_rows`` and
+``hash_ids_matching`` do. Everything else goes through the ORM.
 """
 
 from __future__ import annotations

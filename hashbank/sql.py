@@ -31,9 +31,7 @@ def insert_rows(
     if connection.vendor == "postgresql":
         copy_rows(model, attnames, rows)
     else:
-        model._default_manager.bulk_create(
-            model(**dict(zip(attnames, row, strict=True))) for row in rows
-        )
+        _bulk_create(model, attnames, rows)
 
 
 def insert_rows_returning(
@@ -43,15 +41,13 @@ def insert_rows_returning(
 
     ``attnames`` names every column but the primary key. On PostgreSQL one
     ``INSERT … SELECT FROM unnest(…) RETURNING id`` from the values as they are (the
-    form Django's ``bulk_create`` sends, without preparing a model per row first);
-    elsewhere ``bulk_create``. The models are built as loaded rows (``from_db``).
+    form Django's ``bulk_create`` sends, without preparing a model per row first),
+    the models built as loaded rows (``from_db``); elsewhere ``bulk_create``.
     """
     if not rows:
         return []
     if connection.vendor != "postgresql":
-        return model._default_manager.bulk_create(
-            model(**dict(zip(attnames, row, strict=True))) for row in rows
-        )
+        return _bulk_create(model, attnames, rows)
     statement, order = _insert_statement(model, tuple(attnames))
     with connection.cursor() as cursor:
         cursor.execute(statement, [list(column) for column in zip(*rows, strict=True)])
@@ -60,30 +56,6 @@ def insert_rows_returning(
         model.from_db(connection.alias, None, [values[i] for i in order])  # type: ignore[arg-type]
         for values in ((pk, *row) for pk, row in zip(ids, rows, strict=True))
     ]
-
-
-@functools.lru_cache(maxsize=32)
-def _insert_statement(model: type[Model], attnames: tuple[str, ...]) -> tuple[str, list[int]]:
-    """The INSERT … RETURNING for these columns of ``model``, and where each of the model's
-    fields is in (pk, *attnames): the order ``from_db`` takes them in."""
-    pk = model._meta.pk
-    assert pk is not None
-    fields = {f.attname: f for f in model._meta.concrete_fields if f is not pk}
-    if set(attnames) != set(fields):
-        raise ValueError(f"every column of {model.__name__} but its primary key is needed")
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(fields[name].column)) for name in attnames)
-    arrays = ", ".join(
-        f"%s::{str(fields[name].db_type(connection)).partition('(')[0]}[]" for name in attnames
-    )
-    # Names and types from the model's own metadata, quoted; the values are parameters.
-    statement = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
-        f" RETURNING {quote(str(pk.column))}"
-    )
-    position = {name: i + 1 for i, name in enumerate(attnames)}
-    order = [0 if f is pk else position[f.attname] for f in model._meta.concrete_fields]
-    return statement, order
 
 
 def copy_rows(
@@ -102,16 +74,51 @@ def copy_rows(
             copy.write_row(row)
 
 
+def _bulk_create(
+    model: type[_M], attnames: Sequence[str], rows: Iterable[tuple[object, ...]]
+) -> list[_M]:
+    """The ORM's form of the inserts above, for databases other than PostgreSQL."""
+    return model._default_manager.bulk_create(
+        model(**dict(zip(attnames, row, strict=True))) for row in rows
+    )
+
+
+def _columns(model: type[Model], attnames: tuple[str, ...]) -> tuple[str, str, list[str]]:
+    """The quoted table, the quoted column list and the column types of these attributes of
+    ``model``, from its own metadata ("varchar(8)" names the type varchar to psycopg)."""
+    by_attname = {f.attname: f for f in model._meta.concrete_fields}
+    fields = [by_attname[name] for name in attnames]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    types = [str(f.db_type(connection)).partition("(")[0] for f in fields]
+    return quote(model._meta.db_table), columns, types
+
+
 @functools.lru_cache(maxsize=32)
 def _copy_statement(model: type[Model], attnames: tuple[str, ...]) -> tuple[str, list[str]]:
     """The COPY statement for these columns of ``model``, and their types (read once)."""
-    by_attname = {f.attname: f for f in model._meta.concrete_fields}
-    quote = connection.ops.quote_name
-    fields = [by_attname[name] for name in attnames]
-    columns = ", ".join(quote(str(f.column)) for f in fields)
-    # "varchar(8)" names the type varchar to psycopg.
-    types = [str(f.db_type(connection)).partition("(")[0] for f in fields]
-    return f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)", types
+    table, columns, types = _columns(model, attnames)
+    return f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)", types
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_statement(model: type[Model], attnames: tuple[str, ...]) -> tuple[str, list[int]]:
+    """The INSERT … RETURNING for these columns of ``model``, and where each of the model's
+    fields is in (pk, *attnames): the order ``from_db`` takes them in."""
+    pk = model._meta.pk
+    assert pk is not None
+    if set(attnames) != {f.attname for f in model._meta.concrete_fields if f is not pk}:
+        raise ValueError(f"every column of {model.__name__} but its primary key is needed")
+    table, columns, types = _columns(model, attnames)
+    arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+    # Names and types from the model's own metadata, quoted; the values are parameters.
+    statement = (
+        f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
+        f" RETURNING {connection.ops.quote_name(str(pk.column))}"
+    )
+    position = {name: i + 1 for i, name in enumerate(attnames)}
+    order = [0 if f is pk else position[f.attname] for f in model._meta.concrete_fields]
+    return statement, order
 
 
 def hash_ids_matching(*, hash_list_id: int, keys: Sequence[tuple[str, str]]) -> list[int]:

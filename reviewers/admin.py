@@ -167,8 +167,8 @@ def _decisions_for(request: HttpRequest, dispute: Dispute, hash_disabled: bool) 
         DisputeState.DISABLE_PROPOSED: ["confirm_disable", "keep", "escalate"],
         DisputeState.CLOSED: ["reenable"] if hash_disabled else [],
     }[DisputeState(dispute.state)]
-    if dispute.state == DisputeState.ESCALATED and not user.has_perm("reviewers.decide_escalated"):
-        return []  # an operator's now (services.dispute_escalate)
+    if not services.dispute_in_reach(user=user, dispute=dispute):
+        return []
     allowed = [a for a in possible if user.has_perm(f"reviewers.{_DECISIONS[a][1]}")]
     if dispute.proposed_by_id == user.pk and "confirm_disable" in allowed:
         allowed.remove("confirm_disable")
@@ -295,10 +295,7 @@ class DisputeAdmin(admin.ModelAdmin):
             ],
             "can_take": dispute.state in selectors.UNRESOLVED
             and request.user.has_perm("reviewers.take_dispute")
-            and (
-                dispute.state != DisputeState.ESCALATED
-                or request.user.has_perm("reviewers.decide_escalated")
-            )
+            and services.dispute_in_reach(user=request.user, dispute=dispute)
             and dispute.assignee_id != request.user.pk,
             "decide_url": reverse("admin:reviewers_dispute_decide", args=[dispute.pk]),
         }

@@ -101,10 +101,15 @@ def _locked(dispute: Dispute, *states: str) -> Dispute:
     return locked
 
 
+def dispute_in_reach(*, user: User, dispute: Dispute) -> bool:
+    """Whether ``user``'s role may work this dispute at all: one escalated to an operator
+    is taken and decided by an operator (roles.py). Their other permissions still apply."""
+    return dispute.state != DisputeState.ESCALATED or user.has_perm("reviewers.decide_escalated")
+
+
 def _require_for(user: User, dispute: Dispute) -> None:
-    """A dispute escalated to an operator is decided by an operator (roles.py)."""
-    if dispute.state == DisputeState.ESCALATED:
-        _require(user, "decide_escalated")
+    if not dispute_in_reach(user=user, dispute=dispute):
+        _require(user, "decide_escalated")  # raises, naming the permission
 
 
 # --- Opening disputes --------------------------------------------------------------------

@@ -44,9 +44,10 @@ function showStatus(data) {
       ]),
       // A state the person did not choose (under review, switched off) comes with the
       // bank's own few words on it, in the page's language.
-      el("td", { "data-label": headings[1] }, item.explanation
-        ? [el("span", { text: stateLabel(item.status) }), el("p", { className: "explanation", text: item.explanation })]
-        : [el("span", { text: stateLabel(item.status) })]),
+      el("td", { "data-label": headings[1] }, [
+        el("span", { text: stateLabel(item.status) }),
+        ...(item.explanation ? [el("p", { className: "explanation", text: item.explanation })] : []),
+      ]),
       el("td", { "data-label": headings[2], text: count(item.partners_received) }),
       el("td", { "data-label": headings[3], text: count(item.partners_blocked) }),
     ]);

@@ -14,11 +14,15 @@ figure.
     .venv/bin/python scripts/bench_cases.py            # full run
     .venv/bin/python scripts/bench_cases.py --quick    # smoke run
     .venv/bin/python scripts/bench_cases.py --ceiling  # the same load, PIN hash only
+    .venv/bin/python scripts/bench_cases.py --ceiling framework  # the framework around it
 
 ``--ceiling`` serves the same load from a server that does nothing but the
 PIN hash (``ceiling_app``): the most any server that hashes the PIN can do on
 this machine, with this client and gunicorn. If the ceiling misses a target,
-no change to the application can meet it here.
+no change to the application can meet it here. ``--ceiling framework`` serves
+it from the project's Django, DRF, rate limit and case serializers around that
+hash, storing nothing (``scripts/bench_cases_framework.py``): what is left
+between it and the real server is the bank's own work.
 
 Needs PostgreSQL (postgres@127.0.0.1:5432, trust) and Redis (127.0.0.1:6379).
 """
@@ -260,8 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small run, to check it works")
     parser.add_argument(
         "--ceiling",
-        action="store_true",
-        help="serve the load from a server that only hashes the PIN (the limit on this machine)",
+        nargs="?",
+        const="pin",
+        choices=["pin", "framework"],
+        help="serve the load from a server that only hashes the PIN (the limit on this machine),"
+        " or with 'framework' from the project's Django, DRF, rate limit and case serializers"
+        " around that hash, storing nothing (scripts/bench_cases_framework.py)",
     )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     args = parser.parse_args(argv)
@@ -282,7 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         argon2 = [bare_argon2_rate(env, args.argon2_seconds)[0]]
         processes = os.cpu_count() or 1
         port = free_port()
-        app = "scripts.bench_cases:ceiling_app" if args.ceiling else "config.wsgi:application"
+        app = {
+            None: "config.wsgi:application",
+            "pin": "scripts.bench_cases:ceiling_app",
+            "framework": "scripts.bench_cases_framework:application",
+        }[args.ceiling]
         with gunicorn(env, port=port, workers=args.workers, threads=args.threads, app=app):
             warm = Client(port, 4, threading.Barrier(1))
             warm.run()
@@ -330,7 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         round((a - b) * 1000 / max(1, 2 * created), 2) for a, b in zip(after, before, strict=True)
     ]
     results = {
-        "server": "ceiling (PIN hash only)" if args.ceiling else "hashbank",
+        "server": {
+            None: "hashbank",
+            "pin": "ceiling (PIN hash only)",
+            "framework": "framework ceiling (Django, DRF, rate limit, serializers, PIN hash)",
+        }[args.ceiling],
         "clients": args.clients,
         "cases_created": created,
         "hashes_per_case": 20,

@@ -6,7 +6,9 @@ cycle: middleware, rate limiting, the publish path), with the Argon2 PIN
 hash replaced by a constant, against a fresh PostgreSQL database, and prints
 the CPU time per request of this process and of its PostgreSQL backend.
 ``--status`` measures status checks of the cases it made instead (the PIN
-check replaced the same way).
+check replaced the same way). ``--framework`` serves the requests from
+``scripts/bench_cases_framework.py`` instead: the same Django, DRF, rate limit
+and serializers, storing nothing; the difference is the bank's own work.
 
     .venv/bin/python scripts/profile_case_create.py --requests 500
     .venv/bin/python scripts/profile_case_create.py --requests 500 --status
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status", action="store_true", help="measure status checks")
     parser.add_argument("--without-foreign-keys", action="store_true")
     parser.add_argument("--server-side-binding", action="store_true")
+    parser.add_argument(
+        "--framework", action="store_true", help="the framework alone (bench_cases_framework)"
+    )
     args = parser.parse_args(argv)
 
     env = production_env(
@@ -75,7 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     constant = pins.hash_pin("profile")
     pins.hash_pin = lambda pin: constant  # the one cost this script leaves out
     pins.verify = lambda pin_hash, pin: pin_hash == constant
-    app = WSGIHandler()
+    pins.spend_equal_time = lambda pin: None
+    if args.framework:
+        from scripts import bench_cases_framework
+
+        app = bench_cases_framework.application
+    else:
+        app = WSGIHandler()
 
     def request(path: str, body: bytes) -> bytes:
         environ = {

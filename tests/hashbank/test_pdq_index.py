@@ -1,8 +1,8 @@
 """Tests for hashbank.pdq_index (pure: no Django, no database).
 
-Every search is checked against a brute-force scan of the same hashes. Run on their own with
-``pytest --noconftest tests/hashbank/test_pdq_index.py`` (the shared tests/conftest.py imports
-Django).
+Every search is checked against a brute-force scan of the same hashes. Run on their own, with
+no Django loaded, with ``pytest -p no:django --noconftest tests/hashbank/test_pdq_index.py``
+(pytest-django would load the settings, and the shared tests/conftest.py imports Django).
 """
 
 from __future__ import annotations

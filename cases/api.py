@@ -38,7 +38,10 @@ _CREDENTIAL_ERRORS = {
 }
 
 
-def _limited(rate_setting: str) -> Any:
+def rate_limited(rate_setting: str) -> Any:
+    """The case API's rate limit for a view's ``post``: per client address, at the rate
+    the named setting holds when the request comes (``scripts/bench_cases_framework.py``
+    applies it too)."""
     return method_decorator(
         ratelimit(
             key="ip",
@@ -56,7 +59,7 @@ class CaseCreateApi(APIView):
         responses={201: CaseCreatedSerializer, 422: ErrorSerializer, **_ERRORS},
         summary="Create a case from hashes computed on your device",
     )
-    @_limited("HASHBANK_RATE_CASE_CREATE")
+    @rate_limited("HASHBANK_RATE_CASE_CREATE")
     def post(self, request: Request) -> Response:
         serializer = CaseCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -89,7 +92,7 @@ class CaseStatusApi(APIView):
         responses={200: CaseStatusSerializer, **_CREDENTIAL_ERRORS},
         summary="Check a case (credentials travel only in the body)",
     )
-    @_limited("HASHBANK_RATE_CASE_STATUS")
+    @rate_limited("HASHBANK_RATE_CASE_STATUS")
     def post(self, request: Request) -> Response:
         serializer = CaseCredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -104,7 +107,7 @@ class CaseWithdrawApi(APIView):
         responses={200: CaseStatusSerializer, **_CREDENTIAL_ERRORS},
         summary="Withdraw a case: irreversible, and safe to repeat",
     )
-    @_limited("HASHBANK_RATE_CASE_WITHDRAW")
+    @rate_limited("HASHBANK_RATE_CASE_WITHDRAW")
     def post(self, request: Request) -> Response:
         serializer = CaseCredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -52,6 +52,16 @@ from scripts.benchlib import free_port, fresh_database, gunicorn, manage, percen
 TARGET_RATIO = 0.80
 TARGET_P99_MS = 300.0
 
+#: By ``--ceiling``: what serves the load (its name in the results, its WSGI app).
+SERVERS = {
+    None: ("hashbank", "config.wsgi:application"),
+    "pin": ("ceiling (PIN hash only)", "scripts.bench_cases:ceiling_app"),
+    "framework": (
+        "framework ceiling (Django, DRF, rate limit, serializers, PIN hash)",
+        "scripts.bench_cases_framework:application",
+    ),
+}
+
 
 @functools.cache
 def _pins() -> ModuleType:
@@ -266,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "--ceiling",
         nargs="?",
         const="pin",
-        choices=["pin", "framework"],
+        choices=[name for name in SERVERS if name],
         help="serve the load from a server that only hashes the PIN (the limit on this machine),"
         " or with 'framework' from the project's Django, DRF, rate limit and case serializers"
         " around that hash, storing nothing (scripts/bench_cases_framework.py)",
@@ -290,11 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         argon2 = [bare_argon2_rate(env, args.argon2_seconds)[0]]
         processes = os.cpu_count() or 1
         port = free_port()
-        app = {
-            None: "config.wsgi:application",
-            "pin": "scripts.bench_cases:ceiling_app",
-            "framework": "scripts.bench_cases_framework:application",
-        }[args.ceiling]
+        server, app = SERVERS[args.ceiling]
         with gunicorn(env, port=port, workers=args.workers, threads=args.threads, app=app):
             warm = Client(port, 4, threading.Barrier(1))
             warm.run()
@@ -342,11 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         round((a - b) * 1000 / max(1, 2 * created), 2) for a, b in zip(after, before, strict=True)
     ]
     results = {
-        "server": {
-            None: "hashbank",
-            "pin": "ceiling (PIN hash only)",
-            "framework": "framework ceiling (Django, DRF, rate limit, serializers, PIN hash)",
-        }[args.ceiling],
+        "server": server,
         "clients": args.clients,
         "cases_created": created,
         "hashes_per_case": 20,
